@@ -1,0 +1,224 @@
+"""Forward execution and reverse-mode gradients.
+
+A graph is compiled once per feed signature (shapes and dtypes of the fed arrays) into a
+:class:`Program`: the nodes in topological order with concrete shapes and attributes from the
+shape pass (:func:`minigraph.inference.bind`). Forward runs the steps, freeing each value after its
+last use unless backward needs it; backward walks the steps in reverse, calling each op's vjp only
+for nodes that lie between a ``wrt`` node and the root, and sums fan-out gradients.
+
+Run-time arrays carry a leading batch axis: ``N`` for values that depend on a fed input, ``1`` for
+values that depend only on parameters and constants (they broadcast over the batch).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from .errors import GraphError, ShapeError
+from .graph import Constant, Function, Node, Parameter, Variable
+from .inference import bind, bind_feed, resolve_feed
+from .rng import ops_rng
+
+
+@dataclass
+class Context:
+    """Per-run settings every op can read: ``training`` (dropout, batch statistics) and ``rng``."""
+
+    training: bool
+    rng: np.random.Generator
+
+
+@dataclass
+class Step:
+    """One function node of a compiled program, with everything its op needs at run time."""
+
+    node: Function
+    op: object
+    label: str
+    attrs: dict
+    in_shapes: list
+    in_array_shapes: list  # run-time array shapes of the inputs: (N or 1, *static)
+    out_shape: tuple
+    dtype: np.dtype
+    cache: dict          # per-shape plan cache of the op, shared by every program using this node
+    slots: list          # program indices of the inputs
+    index: int           # program index of this node
+
+
+@dataclass
+class Program:
+    order: list                  # every node, topologically sorted
+    index: dict                  # node -> position in order
+    steps: list                  # Step per function node, in order
+    last_use: list               # position of the last step that reads each value
+    needed_by_backward: list     # value must survive forward when gradients will be taken
+    shapes: list                 # concrete static shape of each node
+    batch: int
+    bindings: dict
+
+
+@dataclass
+class ForwardState:
+    """What :func:`forward` leaves for :func:`backward`: kept values and op residuals."""
+
+    root: Node
+    program: Program
+    values: dict                 # node -> array, for the root, ``keep`` and what backward needs
+    residuals: dict = field(default_factory=dict)
+    ctx: Context | None = None
+    for_backward: bool = True
+
+    def __getitem__(self, node):
+        return self.values[node]
+
+
+def compile_program(root: Node, arrays: dict, bindings: dict, batch: int) -> Program:
+    signature = tuple(sorted((v.uid, a.shape, a.dtype.str) for v, a in arrays.items()))
+    program = root.program_cache.get(signature)
+    if program is not None:
+        return program
+    order = root.topological_order()
+    bound = bind(order, bindings, batch)
+    index = {n: i for i, n in enumerate(order)}
+    steps = []
+    last_use = list(range(len(order)))
+    needed = [False] * len(order)
+    batched = [False] * len(order)  # depends on a fed input, so has N rows rather than 1
+    for i, node in enumerate(order):
+        if not isinstance(node, Function):
+            batched[i] = isinstance(node, Variable)
+            continue
+        batched[i] = any(batched[index[x]] for x in node.inputs_direct)
+        slots = [index[x] for x in node.inputs_direct]
+        in_shapes = [bound.shapes[x] for x in node.inputs_direct]
+        key = (tuple(map(tuple, in_shapes)), repr(sorted(bound.attrs[node].items(), key=lambda kv: kv[0])))
+        cache = node.plan_cache.setdefault(key, {})
+        in_array_shapes = [(batch if batched[s] else 1, *shape) for s, shape in zip(slots, in_shapes)]
+        steps.append(Step(node, node.op, node.label, bound.attrs[node], in_shapes, in_array_shapes,
+                          bound.shapes[node], node.dtype, cache, slots, i))
+        for s in slots:
+            last_use[s] = i
+            if node.op.saves_inputs:
+                needed[s] = True
+        if node.op.saves_output:
+            needed[i] = True
+    program = Program(order, index, steps, last_use, needed, [bound.shapes[n] for n in order], batch,
+                      dict(bindings))
+    if len(root.program_cache) >= 16:  # bound the cache when shapes keep changing
+        root.program_cache.pop(next(iter(root.program_cache)))
+    root.program_cache[signature] = program
+    return program
+
+
+def _leaf_value(node: Node, arrays: dict) -> np.ndarray:
+    if isinstance(node, Variable):
+        return arrays[node]
+    if isinstance(node, (Parameter, Constant)):
+        return node.value[None]
+    raise GraphError(f"{node.label}: unknown leaf type {type(node).__name__}")
+
+
+def forward(root: Node, feed: Mapping, keep=(), training: bool = False, seed: int | None = None,
+            for_backward: bool = True) -> ForwardState:
+    """Run the graph of ``root``; see :meth:`minigraph.graph.Node.forward`."""
+    arrays, bindings, batch = bind_feed(resolve_feed(root, feed))
+    program = compile_program(root, arrays, bindings, batch)
+    ctx = Context(training, np.random.default_rng(seed) if seed is not None else ops_rng())
+    keep_idx = {program.index[root]}
+    for k in keep:
+        if k not in program.index:
+            raise GraphError(f"keep: {getattr(k, 'label', k)} is not in the graph of {root.label}")
+        keep_idx.add(program.index[k])
+    values: list = [None] * len(program.order)
+    for i, node in enumerate(program.order):
+        if not isinstance(node, Function):
+            values[i] = _leaf_value(node, arrays)
+    residuals = {}
+    for step in program.steps:
+        xs = [values[s] for s in step.slots]
+        y, residual = step.op.forward(step, xs, ctx)
+        values[step.index] = y
+        if for_backward and residual is not None:
+            residuals[step.index] = residual
+        for s in step.slots:  # free what no later step, backward or caller needs
+            if program.last_use[s] == step.index and s not in keep_idx and not (for_backward and program.needed_by_backward[s]):
+                values[s] = None
+    kept = {n: values[i] for i, n in enumerate(program.order) if values[i] is not None
+            and (i in keep_idx or for_backward)}
+    return ForwardState(root, program, kept, residuals, ctx, for_backward)
+
+
+def evaluate(root: Node, feed: Mapping, training: bool = False, seed: int | None = None) -> np.ndarray:
+    """The value of ``root`` for ``feed``: ``(N, *root.shape)``."""
+    return forward(root, feed, training=training, seed=seed, for_backward=False).values[root]
+
+
+def _wrt_nodes(root: Node, wrt) -> list:
+    if wrt is None:
+        return list(root.parameters)
+    nodes = [wrt] if isinstance(wrt, Node) else list(wrt)
+    for n in nodes:
+        if not isinstance(n, Node) or n not in root.graph:
+            raise GraphError(f"wrt: {getattr(n, 'label', repr(n))} is not a node of the graph of {root.label}")
+    return nodes
+
+
+def backward(state: ForwardState, root_gradient=None, wrt=None) -> dict:
+    """Gradients of ``state.root`` w.r.t. ``wrt`` (default: all parameters), as a dict by node.
+
+    ``root_gradient`` defaults to ones (the gradient of the sum of every output element).
+    Parameter and constant gradients have the node's static shape (summed over the batch).
+    """
+    program, root = state.program, state.root
+    nodes = _wrt_nodes(root, wrt)
+    if not state.for_backward:
+        raise GraphError("backward needs a forward state made with for_backward=True")
+    y_root = state.values[root]
+    if root_gradient is None:
+        seed_grad = np.ones_like(y_root)
+    else:
+        seed_grad = np.asarray(root_gradient, dtype=y_root.dtype)
+        if seed_grad.shape != y_root.shape:
+            raise ShapeError(f"root gradient for {root.label} has shape {seed_grad.shape}; expected {y_root.shape}")
+    wanted = {program.index[n] for n in nodes}
+    requires = [False] * len(program.order)
+    for i, node in enumerate(program.order):
+        requires[i] = i in wanted or any(requires[program.index[x]] for x in node.inputs_direct)
+    grads: dict[int, np.ndarray] = {program.index[root]: seed_grad}
+    values = state.values
+    for step in reversed(program.steps):
+        g = grads.get(step.index)
+        if g is None or not requires[step.index] or not step.op.differentiable:
+            continue
+        if step.index not in wanted:
+            del grads[step.index]
+        needs = [requires[s] for s in step.slots]
+        xs = [values.get(program.order[s]) for s in step.slots]
+        y = values.get(step.node)
+        in_grads = step.op.vjp(step, g, xs, y, state.residuals.get(step.index), needs)
+        for s, need, gi, expected in zip(step.slots, needs, in_grads, step.in_array_shapes):
+            if not need or gi is None:
+                continue
+            if gi.shape != expected:
+                raise GraphError(f"{step.label}: vjp gave a gradient of shape {gi.shape} for input "
+                                 f"{program.order[s].label} of shape {expected} (an op bug)")
+            grads[s] = gi if s not in grads else grads[s] + gi
+    out = {}
+    for n in nodes:
+        g = grads.get(program.index[n])
+        if g is None:
+            i = program.index[n]
+            g = np.zeros_like(values[n]) if n in values else np.zeros((program.batch, *program.shapes[i]), n.dtype)
+        if isinstance(n, (Parameter, Constant)):
+            g = g.sum(axis=0)
+        out[n] = g
+    return out
+
+
+def grad(root: Node, feed: Mapping, wrt=None, grad_root=None, training: bool = False, seed: int | None = None):
+    """Forward then backward; a dict for a list ``wrt`` (or None = all parameters), an array for one node."""
+    state = forward(root, feed, training=training, seed=seed, for_backward=True)
+    result = backward(state, grad_root, wrt)
+    return result[wrt] if isinstance(wrt, Node) else result

@@ -1,0 +1,494 @@
+"""Graph nodes: input variables, parameters, constants and function (op) nodes.
+
+Every node has a static shape that excludes the batch axis (channels first: ``(C, *spatial)``), a
+dtype, a unique, stable id (creation order) and a name. A :class:`Function` holds an op object, its
+input nodes and its attributes; the op contributes the shape rule, forward and vjp (see
+:class:`Op`). The graph of a root node is a ``networkx.DiGraph`` over nodes, edges input -> consumer.
+
+The engine (this module, :mod:`shapes`, :mod:`inference`, :mod:`autodiff`) imports no op: ops
+register themselves, and layers and I/O attach the few methods that live above the engine with
+:func:`register_method`.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import networkx as nx
+import numpy as np
+
+from .errors import GraphError, ShapeError
+from .shapes import DimLike, InferredDimension, as_shape, is_static, shape_str
+
+_uids = itertools.count()
+_OPERATORS: dict[str, Callable] = {}
+_scope_stack: list["Scope"] = []
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A layer the node was created in: its name, its type and the layer object itself."""
+
+    name: str
+    kind: str
+    owner: Any = field(default=None, compare=False, hash=False, repr=False)
+
+
+@contextlib.contextmanager
+def name_scope(name: str, kind: str, owner: Any = None) -> Iterator[Scope]:
+    """Nodes (and parameters) created inside belong to this layer scope (used for drawing, summary)."""
+    scope = Scope(name, kind, owner)
+    _scope_stack.append(scope)
+    try:
+        yield scope
+    finally:
+        _scope_stack.pop()
+
+
+def current_scope() -> tuple[Scope, ...]:
+    return tuple(_scope_stack)
+
+
+def register_operator(name: str, fn: Callable) -> None:
+    """Ops call this so that ``a + b``, ``a * b``, ``x[1:3]``... build their nodes."""
+    _OPERATORS[name] = fn
+
+
+def register_method(name: str, fn: Callable) -> None:
+    """Attach a method that lives above the engine (``save``, ``summary``, ``plot``) to every node."""
+    setattr(Node, name, fn)
+
+
+def _operator(name: str) -> Callable:
+    try:
+        return _OPERATORS[name]
+    except KeyError:
+        raise GraphError(f"operator {name!r} is not available: import minigraph (not only minigraph.graph)") from None
+
+
+def normalize_dtype(dtype) -> np.dtype | None:
+    """float32/float64 only; ``None`` means 'adopt the dtype of whatever this meets'."""
+    if dtype is None:
+        return None
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype {dt} is not supported: minigraph computes in float32 or float64")
+    return dt
+
+
+class Node:
+    """Base class of every graph node. Use the factories: :func:`input_variable`, :func:`parameter`,
+    :func:`constant`, and the ops (``mg.plus``...)."""
+
+    kind = "node"
+
+    def __init__(self, shape, dtype, name: str, inputs: Sequence["Node"] = ()):
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {name!r}")
+        self.uid: int = next(_uids)
+        self.name = name
+        self._shape: tuple[DimLike, ...] = as_shape(shape)
+        self._dtype = normalize_dtype(dtype)
+        self.inputs_direct: tuple[Node, ...] = tuple(inputs)
+        self.scope: tuple[Scope, ...] = current_scope()
+        self._graph: nx.DiGraph | None = None
+        self.plan_cache: dict = {}  # per-shape execution plans, filled by ops at run time
+        self.program_cache: dict = {}  # compiled runs of the graph rooted here, by feed signature
+
+    # identity -------------------------------------------------------------------------------
+    def __hash__(self):
+        return self.uid
+
+    def __eq__(self, other):
+        return self is other
+
+    @property
+    def shape(self) -> tuple[DimLike, ...]:
+        """Static shape, batch axis excluded; symbolic dims are :class:`~minigraph.shapes.Dim`."""
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype | None:
+        return self._dtype
+
+    @property
+    def op_name(self) -> str:
+        return self.kind
+
+    @property
+    def label(self) -> str:
+        """``Plus 'y'`` or ``Plus #12``: how messages name this node."""
+        return f"{self.op_name} '{self.name}'" if self.name else f"{self.op_name} #{self.uid}"
+
+    def __repr__(self):
+        dt = self.dtype.name if self.dtype is not None else "inferred"
+        return f"{type(self).__name__}({self.op_name!r}, name={self.name!r}, shape={shape_str(self.shape)}, dtype={dt}, id={self.uid})"
+
+    # graph ----------------------------------------------------------------------------------
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The DAG of this node and all its ancestors; edge attribute ``index`` lists input slots."""
+        if self._graph is None:
+            g = nx.DiGraph()
+            g.add_node(self)
+            stack = [self]
+            while stack:
+                node = stack.pop()
+                for slot, src in enumerate(node.inputs_direct):
+                    if src not in g:
+                        g.add_node(src)
+                        stack.append(src)
+                    if g.has_edge(src, node):
+                        g.edges[src, node]["index"].append(slot)
+                    else:
+                        g.add_edge(src, node, index=[slot])
+            self._graph = g
+        return self._graph
+
+    def to_networkx(self) -> nx.DiGraph:
+        """A copy of :attr:`graph` with plain attributes (op, name, shape, dtype) for analysis."""
+        g = nx.DiGraph()
+        for n in self.topological_order():
+            g.add_node(n.uid, op=n.op_name, name=n.name, shape=shape_str(n.shape),
+                       dtype=None if n.dtype is None else n.dtype.name, kind=n.kind)
+        for a, b, data in self.graph.edges(data=True):
+            g.add_edge(a.uid, b.uid, index=list(data["index"]))
+        return g
+
+    def topological_order(self) -> list["Node"]:
+        """All nodes of the graph, inputs before consumers, ties broken by id (deterministic)."""
+        return list(nx.lexicographical_topological_sort(self.graph, key=lambda n: n.uid))
+
+    def _leaves(self, cls) -> list["Node"]:
+        return [n for n in self.topological_order() if type(n) is cls]
+
+    @property
+    def arguments(self) -> list["Variable"]:
+        """The input variables this node depends on (those that must be fed), in creation order."""
+        return sorted(self._leaves(Variable), key=lambda n: n.uid)
+
+    @property
+    def parameters(self) -> list["Parameter"]:
+        return sorted(self._leaves(Parameter), key=lambda n: n.uid)
+
+    @property
+    def constants(self) -> list["Constant"]:
+        return sorted(self._leaves(Constant), key=lambda n: n.uid)
+
+    @property
+    def inputs(self) -> list["Node"]:
+        """All leaves (arguments, parameters, constants) as CNTK's ``Function.inputs``."""
+        return sorted((n for n in self.graph if not n.inputs_direct), key=lambda n: n.uid)
+
+    def find_all_with_name(self, name: str) -> list["Node"]:
+        return [n for n in self.topological_order() if n.name == name]
+
+    def find_by_name(self, name: str) -> "Node":
+        """The one node called ``name``; :class:`GraphError` when there is none or several."""
+        found = self.find_all_with_name(name)
+        if len(found) != 1:
+            names = sorted({n.name for n in self.graph if n.name})
+            what = "no node" if not found else f"{len(found)} nodes"
+            raise GraphError(f"{what} named {name!r} in the graph of {self.label}; names: {names}")
+        return found[0]
+
+    # execution (delegates to the autodiff engine) ------------------------------------------
+    def eval(self, feed: Mapping | None = None, *, training: bool = False, seed: int | None = None):
+        """Run the graph and return this node's value, shape ``(N, *self.shape)``.
+
+        ``feed`` maps input variables (or their names) to arrays with a leading batch axis.
+        """
+        from . import autodiff
+        return autodiff.evaluate(self, feed or {}, training=training, seed=seed)
+
+    def grad(self, feed: Mapping | None = None, wrt=None, grad_root=None, *, training: bool = False,
+             seed: int | None = None):
+        """Gradients of this node's value (summed over every element; ``grad_root`` seeds another
+        output gradient) w.r.t. ``wrt``: a dict by node for a list, an array for a single node.
+        ``wrt=None`` means all parameters."""
+        from . import autodiff
+        return autodiff.grad(self, feed or {}, wrt=wrt, grad_root=grad_root, training=training, seed=seed)
+
+    def forward(self, feed: Mapping | None = None, keep=(), *, training: bool = False, seed: int | None = None,
+                for_backward=True):
+        """Run forward and keep what :meth:`backward` needs; returns a ``ForwardState`` whose
+        ``values[node]`` holds this node's value and those of ``keep``."""
+        from . import autodiff
+        return autodiff.forward(self, feed or {}, keep=keep, training=training, seed=seed,
+                                for_backward=for_backward)
+
+    def backward(self, state, root_gradient=None, wrt=None) -> dict:
+        """Gradients w.r.t. ``wrt`` (default: all parameters) from a ``forward`` state."""
+        from . import autodiff
+        return autodiff.backward(state, root_gradient, wrt)
+
+    # operators (dispatch to the ops that registered themselves) ------------------------------
+    def __add__(self, other):
+        return _operator("plus")(self, other)
+
+    def __radd__(self, other):
+        return _operator("plus")(other, self)
+
+    def __sub__(self, other):
+        return _operator("minus")(self, other)
+
+    def __rsub__(self, other):
+        return _operator("minus")(other, self)
+
+    def __mul__(self, other):
+        return _operator("element_times")(self, other)
+
+    def __rmul__(self, other):
+        return _operator("element_times")(other, self)
+
+    def __truediv__(self, other):
+        return _operator("element_divide")(self, other)
+
+    def __rtruediv__(self, other):
+        return _operator("element_divide")(other, self)
+
+    def __neg__(self):
+        return _operator("negate")(self)
+
+    def __matmul__(self, other):
+        return _operator("times")(self, other)
+
+    def __getitem__(self, key):
+        return _operator("getitem")(self, key)
+
+    __array_priority__ = 1000  # so that ``ndarray + node`` defers to the node
+
+
+class Variable(Node):
+    """An input that is fed at run time (CNTK's ``input_variable``)."""
+
+    kind = "Input"
+
+    def __init__(self, shape, dtype=np.float32, name=""):
+        if dtype is None:
+            raise TypeError("input_variable needs a dtype (float32 or float64)")
+        super().__init__(shape, dtype, name)
+        for d in self.shape:
+            if isinstance(d, int) and d <= 0:
+                raise ShapeError(f"input '{name}': shape {shape_str(self.shape)} has a non-positive size")
+
+
+class Parameter(Node):
+    """A learnable tensor. Its value is created by ``init`` as soon as shape and dtype are known;
+    dims given as :data:`InferredDimension` (and ``dtype=None``) are filled by the shape-inference
+    pass from the first op that uses it (lazy initialisation, as CNTK does)."""
+
+    kind = "Parameter"
+
+    def __init__(self, shape, init, dtype=None, name=""):
+        super().__init__(shape, dtype, name)
+        for d in self.shape:
+            if not isinstance(d, int) or (d <= 0 and d != InferredDimension):
+                raise ShapeError(f"parameter '{name}': shape {shape_str(self.shape)} must hold positive ints "
+                                 f"or InferredDimension (-1); parameters cannot have symbolic dims")
+        self.init = init
+        self._value: np.ndarray | None = None
+        self._materialize()
+
+    def _materialize(self) -> None:
+        if self._value is None and is_static(self._shape) and self._dtype is not None:
+            self._value = _initial_value(self.init, self._shape, self._dtype, self.label)
+
+    def infer(self, shape: tuple, dtype) -> None:
+        """Fill inferred dims (and dtype) from the shape pass; initialise the value."""
+        shape = tuple(shape)
+        if len(shape) != len(self._shape) or any(o not in (InferredDimension, n) for o, n in zip(self._shape, shape)):
+            raise ShapeError(f"{self.label}: shape {shape_str(self._shape)} cannot become {shape_str(shape)}")
+        if not is_static(shape):
+            raise ShapeError(f"{self.label}: inferred shape {shape_str(shape)} must be concrete; a parameter "
+                             f"cannot depend on a symbolic input size")
+        self._shape = shape
+        if self._dtype is None and dtype is not None:
+            self._dtype = normalize_dtype(dtype)
+        self._materialize()
+
+    def adopt_dtype(self, dtype) -> None:
+        if self._dtype is None:
+            self._dtype = normalize_dtype(dtype)
+            self._materialize()
+
+    @property
+    def value(self) -> np.ndarray:
+        """The current value (a copy-free view; assign to change it, shape-checked)."""
+        if self._value is None:
+            if not is_static(self._shape):
+                raise GraphError(f"{self.label}: shape {shape_str(self._shape)} still has inferred dims; "
+                                 f"use the parameter in a graph first so the shape pass can fill them")
+            self.adopt_dtype(np.float32)
+        return self._value
+
+    @value.setter
+    def value(self, new) -> None:
+        arr = np.asarray(new)
+        if not is_static(self._shape):
+            self.infer(arr.shape, self._dtype or (arr.dtype if arr.dtype in (np.float32, np.float64) else np.float32))
+        if arr.shape != self._shape:
+            raise ShapeError(f"{self.label}: cannot assign a value of shape {arr.shape}; expected {shape_str(self._shape)}")
+        if self._dtype is None:
+            self.adopt_dtype(np.float32)
+        self._value = np.array(arr, dtype=self._dtype, copy=True)
+
+    @property
+    def is_initialized(self) -> bool:
+        return self._value is not None
+
+
+class Constant(Node):
+    """A fixed tensor. A Python scalar has no dtype of its own and adopts that of what it meets."""
+
+    kind = "Constant"
+
+    def __init__(self, value, dtype=None, name=""):
+        weak = isinstance(value, (int, float)) and not isinstance(value, bool) and dtype is None
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"constant '{name}': value of dtype {arr.dtype} is not numeric")
+        if dtype is None and not weak:
+            dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float32
+        super().__init__(arr.shape, dtype, name)
+        self._raw = arr
+        self.value = arr.astype(self._dtype) if self._dtype is not None else arr.astype(np.float64)
+
+    def adopt_dtype(self, dtype) -> None:
+        if self._dtype is None:
+            self._dtype = normalize_dtype(dtype)
+            self.value = self._raw.astype(self._dtype)
+
+
+@dataclass
+class Inferred:
+    """What an op's shape rule returns.
+
+    shape: the output's static shape. attrs: resolved attributes to store on the node (pads, output
+    size...). input_shapes: ``{slot: shape}`` for parameter inputs whose dims were left to inference.
+    dtype: output dtype when it is not the common input dtype.
+    """
+
+    shape: tuple
+    attrs: dict = field(default_factory=dict)
+    input_shapes: dict = field(default_factory=dict)
+    dtype: Any = None
+
+
+class Op:
+    """One operation: shape rule + forward + vector-Jacobian product, side by side.
+
+    ``infer(in_shapes, in_dtypes, attrs, label) -> Inferred`` works on ints and symbolic dims alike
+    (parameter inputs may still hold InferredDimension). ``forward(step, xs, ctx) -> (y, residual)``
+    and ``vjp(step, g, xs, y, residual, needs) -> list`` work on arrays with a leading batch axis of
+    size N, or 1 for values that do not depend on any fed input; ``vjp`` returns, for each input slot
+    with ``needs[i]``, the gradient with that input's exact array shape (else None).
+    ``step`` carries concrete ``attrs``, ``in_shapes``, ``out_shape``, ``dtype`` and a ``cache``.
+    """
+
+    name = "Op"
+    saves_inputs = True   # whether vjp reads xs (lets the engine free values early)
+    saves_output = True   # whether vjp reads y
+    differentiable = True
+
+    def infer(self, in_shapes, in_dtypes, attrs, label) -> Inferred:
+        raise NotImplementedError(f"{type(self).__name__} has no shape rule")
+
+    def forward(self, step, xs, ctx):
+        raise NotImplementedError(f"{type(self).__name__} has no forward")
+
+    def vjp(self, step, g, xs, y, residual, needs):
+        raise GraphError(f"{step.label}: {self.name} is not differentiable")
+
+    def describe(self, attrs: Mapping) -> dict:
+        """Attributes worth showing in a drawing or summary (default: all)."""
+        return dict(attrs)
+
+
+class Function(Node):
+    """A node that applies an op to input nodes. Its shape rule runs at creation."""
+
+    kind = "Function"
+
+    def __init__(self, op: Op, inputs: Sequence, attributes: Mapping | None = None, name: str = ""):
+        nodes = [as_node(x) for x in inputs]
+        super().__init__((), None, name, nodes)
+        self.op = op
+        self.op_attributes: dict = dict(attributes or {})
+        self.resolved: dict = {}
+        from .inference import infer_node
+        infer_node(self)
+
+    @property
+    def op_name(self) -> str:
+        return self.op.name
+
+    @property
+    def attributes(self) -> dict:
+        """User attributes merged with those the shape pass resolved (e.g. ``lower_pad``)."""
+        return {**self.op_attributes, **self.resolved}
+
+    @property
+    def root_function(self) -> "Function":
+        return self
+
+
+def as_node(x, dtype=None) -> Node:
+    """A node as is; numbers and arrays become constants."""
+    if isinstance(x, Node):
+        return x
+    if isinstance(x, (int, float, np.ndarray, np.generic, list, tuple)) and not isinstance(x, bool):
+        return Constant(x, dtype=dtype)
+    raise TypeError(f"cannot use {type(x).__name__} {x!r} as a graph input; pass a node, a number or an array")
+
+
+def _initial_value(init, shape, dtype, label) -> np.ndarray:
+    if callable(init):
+        value = np.asarray(init(shape, dtype))
+    elif init is None:
+        raise GraphError(f"{label}: no init given")
+    else:
+        value = np.asarray(init, dtype=dtype)
+        if value.ndim == 0:
+            value = np.full(shape, value, dtype=dtype)
+    if value.shape != tuple(shape):
+        raise ShapeError(f"{label}: init value has shape {value.shape}; expected {shape_str(shape)}")
+    return np.array(value, dtype=dtype, copy=True)
+
+
+# factories ------------------------------------------------------------------------------------
+def input_variable(shape, dtype=np.float32, name: str = "", **kwargs) -> Variable:
+    """An input fed at run time. ``shape`` excludes the batch axis; a str is a named symbolic dim.
+
+    >>> input_variable((3, "H", "W"), name="x").shape
+    (3, Dim('H'), Dim('W'))
+    """
+    if kwargs:
+        unknown = ", ".join(sorted(kwargs))
+        raise TypeError(f"input_variable: unsupported argument(s) {unknown} (dynamic axes are not supported)")
+    return Variable(shape, dtype, name)
+
+
+def parameter(shape=None, init=None, dtype=None, name: str = "") -> Parameter:
+    """A learnable tensor. ``init`` is an initializer (``mg.initializers.glorot_uniform()``), a
+    scalar or an array; an array alone also gives the shape. ``dtype=None`` adopts the dtype of the
+    first op input it meets (float32 if read before). Dims may be ``InferredDimension``.
+    """
+    if shape is None:
+        if init is None or callable(init):
+            raise TypeError("parameter needs a shape, or an array init to take the shape from")
+        arr = np.asarray(init)
+        shape = arr.shape
+        if dtype is None and arr.dtype in (np.float32, np.float64):
+            dtype = arr.dtype
+    if init is None:
+        from .initializers import glorot_uniform
+        init = glorot_uniform()
+    return Parameter(shape, init, dtype, name)
+
+
+def constant(value, dtype=None, name: str = "") -> Constant:
+    """A fixed tensor; its shape is that of ``value`` (no batch axis)."""
+    return Constant(value, dtype, name)

@@ -1,0 +1,164 @@
+"""The shape-inference pass.
+
+Two entry points, one set of rules (each op's ``infer``):
+
+* :func:`infer_node` runs when a :class:`~minigraph.graph.Function` is created, on the static
+  (possibly symbolic) shapes of its inputs. It settles the output shape and dtype, stores resolved
+  attributes (pads, output sizes) on the node, and fills parameter dims left to inference (which
+  initialises those parameters). A bad graph therefore fails at the line that built the bad node.
+* :func:`bind` runs before execution: it binds every named dim from the fed arrays and re-runs
+  the rules over the whole graph with concrete sizes, so checks that depend on a symbolic size
+  happen as soon as the size is known.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from .errors import GraphError, ShapeError
+from .graph import Function, Node, Parameter, Variable
+from .shapes import Dim, shape_str, subs_shape
+
+
+def common_dtype(node: Function) -> np.dtype:
+    """The one float dtype of a node's inputs; inputs without a dtype (scalars, lazy parameters)
+    adopt it. Mixing float32 and float64 is an error: cast explicitly."""
+    known = {x.dtype for x in node.inputs_direct if x.dtype is not None}
+    if len(known) > 1:
+        listing = ", ".join(f"{x.label}: {x.dtype}" for x in node.inputs_direct if x.dtype is not None)
+        raise GraphError(f"{node.label}: inputs mix dtypes ({listing}); convert one with mg.cast(x, dtype)")
+    dtype = known.pop() if known else np.dtype(np.float32)
+    for x in node.inputs_direct:
+        if x.dtype is None:
+            x.adopt_dtype(dtype)
+    return dtype
+
+
+def infer_node(node: Function) -> None:
+    """Run the op's shape rule on the node's static input shapes (see module docstring)."""
+    dtype = common_dtype(node)
+    inputs = node.inputs_direct
+    result = node.op.infer([x.shape for x in inputs], [x.dtype for x in inputs], node.op_attributes, node.label)
+    for slot, shape in result.input_shapes.items():
+        target = inputs[slot]
+        if not isinstance(target, Parameter):
+            raise ShapeError(f"{node.label}: input {slot} ({target.label}) has shape {shape_str(target.shape)}; "
+                             f"expected {shape_str(shape)}")
+        target.infer(shape, dtype)
+    node._shape = tuple(result.shape)
+    node._dtype = np.dtype(result.dtype) if result.dtype is not None else dtype
+    node.resolved = dict(result.attrs)
+
+
+@dataclass
+class Bound:
+    """Concrete view of a graph for one feed signature."""
+
+    bindings: dict            # name -> int
+    shapes: dict              # node -> concrete static shape (ints)
+    attrs: dict               # function node -> concrete attributes (user + resolved)
+    batch: int                # N, the batch size of the fed arrays (1 when nothing is fed)
+
+
+def resolve_feed(root: Node, feed: Mapping) -> dict:
+    """Map feed keys (variables or names) to the root's arguments; every argument must be fed."""
+    arguments = root.arguments
+    by_name: dict[str, list] = {}
+    for v in arguments:
+        by_name.setdefault(v.name, []).append(v)
+    resolved = {}
+    for key, value in feed.items():
+        if isinstance(key, str):
+            matches = by_name.get(key, [])
+            if len(matches) != 1:
+                problem = "no input" if not matches else f"{len(matches)} inputs"
+                raise GraphError(f"feed key {key!r}: {problem} of that name in the graph of {root.label}; "
+                                 f"inputs: {[v.name or v.label for v in arguments]}")
+            key = matches[0]
+        if not isinstance(key, Variable):
+            raise GraphError(f"feed key {key!r} is not an input variable; feed inputs by node or by name")
+        if key not in root.graph:
+            raise GraphError(f"feed key {key.label} is not an input of {root.label}; "
+                             f"inputs: {[v.label for v in arguments]}")
+        resolved[key] = value
+    missing = [v.label for v in arguments if v not in resolved]
+    if missing:
+        raise GraphError(f"{root.label} needs a value for {', '.join(missing)} (no feed given for it)")
+    return resolved
+
+
+def _as_feed_array(var: Variable, value) -> np.ndarray:
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:
+        raise GraphError(f"feed for {var.label}: cannot convert {type(value).__name__} to an array ({exc})") from None
+    if arr.dtype.kind not in "biuf":
+        raise GraphError(f"feed for {var.label}: dtype {arr.dtype} is not numeric")
+    if arr.ndim != len(var.shape) + 1:
+        raise ShapeError(f"feed for {var.label}: array of shape {arr.shape} does not match static shape "
+                         f"{shape_str(var.shape)}; expected (batch, {', '.join(str(d) for d in var.shape)}) "
+                         f"with a leading batch axis")
+    return arr.astype(var.dtype, copy=False)
+
+
+def bind_feed(feed: dict) -> tuple[dict, dict, int]:
+    """Check fed arrays against their variables and bind named dims.
+
+    Returns (arrays by variable, bindings name -> int, batch size). Two inputs that disagree on a
+    name, or on the batch size, raise :class:`ShapeError` naming both.
+    """
+    arrays = {var: _as_feed_array(var, value) for var, value in feed.items()}
+    bindings: dict[str, int] = {}
+    source: dict[str, str] = {}
+    batch, batch_src = None, None
+    for var, arr in arrays.items():
+        if batch is None:
+            batch, batch_src = arr.shape[0], var.label
+        elif arr.shape[0] != batch:
+            raise ShapeError(f"batch sizes differ: {batch_src} has {batch} samples, {var.label} has {arr.shape[0]}")
+        for axis, (d, n) in enumerate(zip(var.shape, arr.shape[1:])):
+            if isinstance(d, Dim) and len(d.names) == 1 and d.expr.is_Symbol:
+                name = d.names[0]
+                if name in bindings and bindings[name] != n:
+                    raise ShapeError(f"dimension {name} is bound to {bindings[name]} by {source[name]} but to {n} by "
+                                     f"{var.label} (axis {axis + 1} of an array of shape {arr.shape})")
+                bindings[name], source[name] = n, f"{var.label} (axis {axis + 1} of an array of shape {arr.shape})"
+    for var, arr in arrays.items():
+        expected = subs_shape(var.shape, bindings)
+        for axis, (d, n) in enumerate(zip(expected, arr.shape[1:])):
+            if isinstance(d, Dim):
+                raise ShapeError(f"feed for {var.label}: dimension {d} cannot be bound from data; name plain "
+                                 f"dims (such as 'H') in some input so that they can be bound")
+            if d != n:
+                raise ShapeError(f"feed for {var.label}: array of shape {arr.shape} does not match static shape "
+                                 f"{shape_str(var.shape)} (axis {axis + 1}: expected {d}, got {n})")
+    return arrays, bindings, batch if batch is not None else 1
+
+
+def bind(order: list, bindings: Mapping[str, int], batch: int) -> Bound:
+    """Re-run every shape rule with concrete sizes (see module docstring)."""
+    shapes: dict = {}
+    attrs: dict = {}
+    for node in order:
+        if not isinstance(node, Function):
+            shape = subs_shape(node.shape, bindings)
+            if isinstance(node, Parameter) and not node.is_initialized:
+                raise GraphError(f"{node.label}: shape {shape_str(node.shape)} was never inferred")
+            shapes[node] = shape
+            continue
+        in_shapes = [shapes[x] for x in node.inputs_direct]
+        result = node.op.infer(in_shapes, [x.dtype for x in node.inputs_direct], node.op_attributes, node.label)
+        expected = subs_shape(node.shape, bindings)
+        if tuple(result.shape) != tuple(expected):
+            raise ShapeError(f"{node.label}: with {_show(bindings)} the output shape is {shape_str(result.shape)}, "
+                             f"but the graph was built for {shape_str(node.shape)}")
+        shapes[node] = tuple(result.shape)
+        attrs[node] = {**node.op_attributes, **result.attrs}
+    return Bound(dict(bindings), shapes, attrs, batch)
+
+
+def _show(bindings: Mapping[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(bindings.items())) or "no bindings"
+

@@ -1,0 +1,98 @@
+"""What every op module shares: building a node, batch-aware broadcasting helpers, the op registry.
+
+Run-time arrays carry a leading batch axis of size N or 1 (see :mod:`minigraph.autodiff`). Static
+broadcasting is right-aligned over the static axes only, so arrays of different static rank are
+first given size-1 axes *after* the batch axis (:func:`align`); a vjp undoes broadcasting with
+:func:`unbroadcast`.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..graph import Function, Inferred, Op, as_node, register_operator
+from ..shapes import DimLike, broadcast_shapes, shape_str
+
+__all__ = ["Op", "Inferred", "ShapeError", "make", "register_op", "OPS", "align", "unbroadcast", "export", "EXPORTS", "check_axis",
+           "normalize_axes"]
+
+EXPORTS: dict[str, Callable] = {}
+"""Every public op function by name; ``mg.ops.NAME`` and ``mg.NAME``."""
+
+OPS: dict[str, Op] = {}
+"""Every op object by its ``name`` (what a saved model refers to). Op objects are stateless:
+all per-node configuration lives in the node's attributes."""
+
+
+def register_op(op: Op) -> Op:
+    """Make ``op`` findable by name (for loading saved models); names must be unique."""
+    if OPS.get(op.name, op) is not op:
+        raise ValueError(f"two different ops are called {op.name!r}")
+    OPS[op.name] = op
+    return op
+
+
+def export(fn: Callable = None, *, operator: str | None = None):
+    """Register a public op function (optionally also as a Node operator such as ``plus``)."""
+    def deco(f):
+        EXPORTS[f.__name__] = f
+        if operator:
+            register_operator(operator, f)
+        return f
+    return deco(fn) if fn is not None else deco
+
+
+def make(op: Op, inputs, attributes=None, name: str = "") -> Function:
+    """Create the function node (its shape rule runs now)."""
+    return Function(op, [as_node(x) for x in inputs], attributes, name)
+
+
+def align(x: np.ndarray, out_rank: int) -> np.ndarray:
+    """Give a ``(B, *s)`` array size-1 axes after the batch axis so its static rank is ``out_rank``."""
+    missing = out_rank - (x.ndim - 1)
+    if missing <= 0:
+        return x
+    return x.reshape((x.shape[0],) + (1,) * missing + x.shape[1:])
+
+
+def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum ``g`` (an output gradient) down to an input's array ``shape`` (batch axis included)."""
+    if g.shape == shape:
+        return g
+    rank_in = len(shape) - 1
+    extra = g.ndim - 1 - rank_in  # static axes the input did not have (between batch and its axes)
+    if extra > 0:
+        g = g.sum(axis=tuple(range(1, 1 + extra)))
+    axes = tuple(i for i, (a, b) in enumerate(zip(g.shape, shape)) if b == 1 and a != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def broadcast_rule(in_shapes, label: str) -> tuple[DimLike, ...]:
+    return broadcast_shapes(in_shapes, context=f"{label}: ")
+
+
+def normalize_axes(axis, rank: int, label: str, allow_none: bool = True) -> tuple[int, ...]:
+    """Static axes (negative counts from the end; the batch axis is not addressable)."""
+    if axis is None:
+        if not allow_none:
+            raise ValueError(f"{label}: an axis is required")
+        return tuple(range(rank))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    return tuple(sorted({check_axis(a, rank, label) for a in axes}))
+
+
+def check_axis(axis, rank: int, label: str) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{label}: axis {axis!r} must be an int")
+    if not -rank <= axis < rank:
+        raise ShapeError(f"{label}: axis {axis} is out of range for a static shape of rank {rank} "
+                         f"(valid: {-rank}..{rank - 1}; the batch axis is implicit)")
+    return int(axis) % rank
+
+
+def describe_shapes(shapes) -> str:
+    return ", ".join(shape_str(s) for s in shapes)

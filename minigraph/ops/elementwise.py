@@ -1,0 +1,194 @@
+"""Elementwise ops: unary math and activations, binary arithmetic with numpy broadcasting.
+
+Each op is a row of a table: forward formula and derivative side by side. Derivatives are written
+in terms of the input ``x`` and/or the output ``y`` (whichever is cheaper and more stable).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .base import Inferred, Op, align, broadcast_rule, export, make, register_op, unbroadcast
+
+
+def _sigmoid(x):
+    # split by sign so that exp never overflows
+    out = np.empty_like(x)
+    pos = x >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
+    ex = np.exp(x[~pos])
+    out[~pos] = ex / (1.0 + ex)
+    return out
+
+
+class Unary(Op):
+    """``y = f(x)``; ``dy/dx = df(x, y)`` elementwise."""
+
+    def __init__(self, name: str, f: Callable, df: Callable, uses_x: bool = True, uses_y: bool = False):
+        self.name, self.f, self.df = name, f, df
+        self.saves_inputs, self.saves_output = uses_x, uses_y
+
+    def infer(self, in_shapes, in_dtypes, attrs, label):
+        return Inferred(tuple(in_shapes[0]))
+
+    def forward(self, step, xs, ctx):
+        return self.f(xs[0], **step.attrs), None
+
+    def vjp(self, step, g, xs, y, residual, needs):
+        return [g * self.df(xs[0], y, **step.attrs)]
+
+
+UNARY = {
+    "negate": Unary("Negate", lambda x: -x, lambda x, y: -1.0, uses_x=False),
+    "relu": Unary("ReLU", lambda x: np.maximum(x, 0), lambda x, y: (x > 0).astype(x.dtype)),
+    "leaky_relu": Unary("LeakyReLU", lambda x, alpha: np.where(x > 0, x, x * x.dtype.type(alpha)),
+                        lambda x, y, alpha: np.where(x > 0, 1.0, alpha).astype(x.dtype)),
+    "sigmoid": Unary("Sigmoid", _sigmoid, lambda x, y: y * (1 - y), uses_x=False, uses_y=True),
+    "tanh": Unary("Tanh", np.tanh, lambda x, y: 1 - y * y, uses_x=False, uses_y=True),
+    "softplus": Unary("Softplus", lambda x: np.logaddexp(x.dtype.type(0), x), lambda x, y: _sigmoid(x)),
+    "exp": Unary("Exp", np.exp, lambda x, y: y, uses_x=False, uses_y=True),
+    "log": Unary("Log", np.log, lambda x, y: 1 / x),
+    "sqrt": Unary("Sqrt", np.sqrt, lambda x, y: 0.5 / y, uses_x=False, uses_y=True),
+    "square": Unary("Square", np.square, lambda x, y: 2 * x),
+    "abs": Unary("Abs", np.abs, lambda x, y: np.sign(x)),
+    "clip": Unary("Clip", lambda x, min_value, max_value: np.clip(x, min_value, max_value),
+                  lambda x, y, min_value, max_value: ((x >= min_value) & (x <= max_value)).astype(x.dtype)),
+}
+
+
+for _op in UNARY.values():
+    register_op(_op)
+
+
+@export(operator="negate")
+def negate(x, name: str = ""):
+    """``-x``."""
+    return make(UNARY["negate"], [x], name=name)
+
+
+@export
+def relu(x, name: str = ""):
+    """``max(x, 0)``; the gradient at 0 is 0."""
+    return make(UNARY["relu"], [x], name=name)
+
+
+@export
+def leaky_relu(x, alpha: float = 0.01, name: str = ""):
+    """``x`` where positive, ``alpha * x`` elsewhere."""
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool):
+        raise TypeError(f"leaky_relu: alpha must be a number, got {alpha!r}")
+    return make(UNARY["leaky_relu"], [x], {"alpha": float(alpha)}, name)
+
+
+@export
+def sigmoid(x, name: str = ""):
+    """``1 / (1 + exp(-x))``, computed without overflow."""
+    return make(UNARY["sigmoid"], [x], name=name)
+
+
+@export
+def tanh(x, name: str = ""):
+    return make(UNARY["tanh"], [x], name=name)
+
+
+@export
+def softplus(x, name: str = ""):
+    """``log(1 + exp(x))``, computed without overflow."""
+    return make(UNARY["softplus"], [x], name=name)
+
+
+@export
+def exp(x, name: str = ""):
+    return make(UNARY["exp"], [x], name=name)
+
+
+@export
+def log(x, name: str = ""):
+    """Natural log; ``-inf``/NaN for non-positive inputs, as numpy."""
+    return make(UNARY["log"], [x], name=name)
+
+
+@export
+def sqrt(x, name: str = ""):
+    return make(UNARY["sqrt"], [x], name=name)
+
+
+@export
+def square(x, name: str = ""):
+    return make(UNARY["square"], [x], name=name)
+
+
+@export(operator="abs")
+def abs(x, name: str = ""):  # noqa: A001 - CNTK's name
+    """``|x|``; the gradient at 0 is 0."""
+    return make(UNARY["abs"], [x], name=name)
+
+
+@export
+def clip(x, min_value: float, max_value: float, name: str = ""):
+    """``x`` limited to ``[min_value, max_value]``; the gradient is 1 inside, 0 outside."""
+    for arg, v in (("min_value", min_value), ("max_value", max_value)):
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise TypeError(f"clip: {arg} must be a number, got {v!r}")
+    if min_value > max_value:
+        raise ValueError(f"clip: min_value {min_value} is greater than max_value {max_value}")
+    return make(UNARY["clip"], [x], {"min_value": float(min_value), "max_value": float(max_value)}, name)
+
+
+class Binary(Op):
+    """``y = f(a, b)`` with numpy broadcasting of the static shapes; ``grads(a, b, y, g) -> (ga, gb)``."""
+
+    def __init__(self, name: str, f: Callable, grads: Callable, uses_x: bool = True, uses_y: bool = False):
+        self.name, self.f, self.grads = name, f, grads
+        self.saves_inputs, self.saves_output = uses_x, uses_y
+
+    def infer(self, in_shapes, in_dtypes, attrs, label):
+        return Inferred(broadcast_rule(in_shapes, label))
+
+    def forward(self, step, xs, ctx):
+        rank = len(step.out_shape)
+        return self.f(align(xs[0], rank), align(xs[1], rank)), None
+
+    def vjp(self, step, g, xs, y, residual, needs):
+        rank = len(step.out_shape)
+        a, b = (align(x, rank) if x is not None else None for x in xs)
+        ga, gb = self.grads(a, b, y, g)
+        return [unbroadcast(np.broadcast_to(gi, g.shape), shp) if need else None
+                for gi, shp, need in zip((ga, gb), step.in_array_shapes, needs)]
+
+
+BINARY = {
+    "plus": Binary("Plus", np.add, lambda a, b, y, g: (g, g), uses_x=False),
+    "minus": Binary("Minus", np.subtract, lambda a, b, y, g: (g, -g), uses_x=False),
+    "element_times": Binary("ElementTimes", np.multiply, lambda a, b, y, g: (g * b, g * a)),
+    "element_divide": Binary("ElementDivide", np.divide, lambda a, b, y, g: (g / b, -g * a / (b * b))),
+}
+
+
+for _op in BINARY.values():
+    register_op(_op)
+
+
+@export(operator="plus")
+def plus(left, right, name: str = ""):
+    """``left + right`` with broadcasting."""
+    return make(BINARY["plus"], [left, right], name=name)
+
+
+@export(operator="minus")
+def minus(left, right, name: str = ""):
+    """``left - right`` with broadcasting."""
+    return make(BINARY["minus"], [left, right], name=name)
+
+
+@export(operator="element_times")
+def element_times(left, right, name: str = ""):
+    """``left * right`` elementwise with broadcasting."""
+    return make(BINARY["element_times"], [left, right], name=name)
+
+
+@export(operator="element_divide")
+def element_divide(left, right, name: str = ""):
+    """``left / right`` elementwise with broadcasting."""
+    return make(BINARY["element_divide"], [left, right], name=name)

@@ -1,0 +1,265 @@
+"""Symbolic dimensions and shape arithmetic.
+
+A dimension is either a Python ``int`` (known size) or a :class:`Dim`, an integer expression over
+named sizes such as ``H``, ``2*H - 1`` or ``(H + 1)//2``. Expressions are kept simplified by sympy
+(names are positive integers), so ``(2*H)//2`` is ``H`` and an expression with no names left collapses
+back to a plain ``int``. The same name always means the same dimension.
+
+A shape is a tuple of dimensions; static shapes exclude the batch axis.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable, Mapping, Union
+
+import sympy as sp
+from sympy.printing.str import StrPrinter
+
+from .errors import ShapeError
+
+InferredDimension = -1
+"""A parameter dimension left to the shape-inference pass (CNTK's ``InferredDimension``)."""
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+_SYMBOLS: dict[str, sp.Symbol] = {}
+
+
+def _symbol(name: str) -> sp.Symbol:
+    """The one sympy symbol for a named dimension (positive integer)."""
+    if name not in _SYMBOLS:
+        _SYMBOLS[name] = sp.Symbol(name, integer=True, positive=True)
+    return _SYMBOLS[name]
+
+
+class _DimPrinter(StrPrinter):
+    """Prints floor divisions the way Python writes them: ``(H + 1)//2``."""
+
+    def _print_floor(self, expr):
+        num, den = sp.fraction(sp.together(expr.args[0]))
+        text = self._print(num)
+        if not (num.is_Symbol or num.is_Integer):
+            text = f"({text})"
+        return f"{text}//{self._print(den)}"
+
+
+_PRINTER = _DimPrinter()
+
+
+class Dim:
+    """A symbolic dimension: an integer expression over named sizes.
+
+    Arithmetic with ints and other ``Dim`` objects (``+ - * //`` and :func:`ceil_div`) gives a
+    ``Dim``, or an ``int`` when no name is left. Equality is mathematical (``2*H - H == H``);
+    ordering is defined only where sympy can decide it for every positive value of the names.
+    """
+
+    __slots__ = ("expr",)
+
+    def __init__(self, expr: sp.Expr):
+        self.expr = expr
+
+    # arithmetic -------------------------------------------------------------------------------
+    def __add__(self, other):
+        return make_dim(self.expr + _expr(other))
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return make_dim(self.expr - _expr(other))
+
+    def __rsub__(self, other):
+        return make_dim(_expr(other) - self.expr)
+
+    def __mul__(self, other):
+        return make_dim(self.expr * _expr(other))
+
+    __rmul__ = __mul__
+
+    def __floordiv__(self, other):
+        return make_dim(sp.floor(self.expr / _expr(other)))
+
+    def __rfloordiv__(self, other):
+        return make_dim(sp.floor(_expr(other) / self.expr))
+
+    def __neg__(self):
+        return make_dim(-self.expr)
+
+    # comparison -------------------------------------------------------------------------------
+    def __eq__(self, other):
+        if not isinstance(other, (int, Dim, sp.Expr)) or isinstance(other, bool):
+            return NotImplemented
+        diff = self.expr - _expr(other)
+        return diff == 0 or sp.simplify(diff) == 0
+
+    def __ne__(self, other):
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    def __hash__(self):
+        return hash(self.expr)
+
+    def _sign(self, other) -> sp.Expr:
+        return sp.simplify(self.expr - _expr(other))
+
+    def __lt__(self, other):
+        return _decide(self._sign(other).is_negative, self, "<", other)
+
+    def __le__(self, other):
+        return _decide(self._sign(other).is_nonpositive, self, "<=", other)
+
+    def __gt__(self, other):
+        return _decide(self._sign(other).is_positive, self, ">", other)
+
+    def __ge__(self, other):
+        return _decide(self._sign(other).is_nonnegative, self, ">=", other)
+
+    # conversion -------------------------------------------------------------------------------
+    def __int__(self):
+        raise TypeError(f"dimension {self} is symbolic: it has no value until {', '.join(self.names)} "
+                        f"{'is' if len(self.names) == 1 else 'are'} bound by feeding data")
+
+    __index__ = __int__
+
+    def __bool__(self):
+        return True  # a size expression over positive names is never known to be zero
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The named sizes this dimension depends on, sorted."""
+        return tuple(sorted(s.name for s in self.expr.free_symbols))
+
+    def subs(self, bindings: Mapping[str, int]) -> Union[int, "Dim"]:
+        """Substitute values for names; an ``int`` when every name is bound."""
+        return make_dim(self.expr.subs({_symbol(k): v for k, v in bindings.items()}))
+
+    def __str__(self):
+        return _PRINTER.doprint(self.expr)
+
+    def __repr__(self):
+        return f"Dim('{self}')"
+
+
+DimLike = Union[int, Dim]
+
+
+def _decide(truth, a, op, b) -> bool:
+    if truth is None:
+        raise TypeError(f"cannot decide {a} {op} {b} for every value of {', '.join(a.names)}")
+    return bool(truth)
+
+
+def _expr(value) -> sp.Expr:
+    if isinstance(value, Dim):
+        return value.expr
+    if isinstance(value, (int, sp.Expr)) and not isinstance(value, bool):
+        return sp.Integer(value) if isinstance(value, int) else value
+    raise TypeError(f"cannot use {value!r} ({type(value).__name__}) as a dimension")
+
+
+def make_dim(expr: sp.Expr) -> DimLike:
+    """Wrap a sympy expression: an ``int`` if it has no free names, else a :class:`Dim`."""
+    expr = sp.sympify(expr)
+    if expr.is_Integer:
+        return int(expr)
+    if not expr.free_symbols:
+        raise ShapeError(f"dimension expression {expr} is not an integer")
+    return Dim(expr)
+
+
+def dim(value) -> DimLike:
+    """Normalise one user-given dimension: an int, a name (``"H"``), an expression (``"2*H-1"``)
+    or a :class:`Dim`. ``bool`` and non-integral floats are rejected."""
+    if isinstance(value, Dim):
+        return value
+    if isinstance(value, bool):
+        raise TypeError(f"dimension {value!r} is a bool; use an int or a name such as 'H'")
+    if isinstance(value, (int, )) or (hasattr(value, "__index__") and not isinstance(value, str)):
+        return int(value.__index__())
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        names = {n: _symbol(n) for n in _IDENTIFIER.findall(value)}
+        try:
+            expr = sp.parse_expr(value, local_dict=names, evaluate=True)
+        except Exception as exc:  # sympy raises many types for bad text
+            raise ShapeError(f"cannot parse dimension {value!r}: {exc}") from None
+        if not isinstance(expr, sp.Expr) or not (expr.is_integer or expr.free_symbols):
+            raise ShapeError(f"dimension {value!r} is not an integer expression over names")
+        return make_dim(expr)
+    raise TypeError(f"cannot use {value!r} ({type(value).__name__}) as a dimension; "
+                    "use an int, a name such as 'H' or an expression such as '2*H'")
+
+
+def as_shape(shape) -> tuple[DimLike, ...]:
+    """Normalise a user-given shape: an int or a name means a 1-D shape, a sequence its entries."""
+    if shape is None:
+        return ()
+    if isinstance(shape, (int, str, Dim)) and not isinstance(shape, bool):
+        return (dim(shape),)
+    try:
+        return tuple(dim(d) for d in shape)
+    except TypeError as exc:
+        raise TypeError(f"shape {shape!r}: {exc}") from None
+
+
+def is_known(d) -> bool:
+    """True for a concrete size (an ``int``)."""
+    return isinstance(d, int)
+
+
+def is_static(shape: Iterable) -> bool:
+    """True when every dimension of ``shape`` is a concrete, non-inferred int."""
+    return all(isinstance(d, int) and d >= 0 for d in shape)
+
+
+def ceil_div(a: DimLike, b: DimLike) -> DimLike:
+    """``ceil(a / b)`` for positive ``b``, exact for ints and symbolic alike."""
+    return (a + b - 1) // b
+
+
+def subs_shape(shape, bindings: Mapping[str, int]) -> tuple[DimLike, ...]:
+    """Substitute bound names in every dimension of ``shape``."""
+    return tuple(d.subs(bindings) if isinstance(d, Dim) else d for d in shape)
+
+
+def names_of(shape) -> set[str]:
+    """Every name a shape depends on."""
+    return {n for d in shape if isinstance(d, Dim) for n in d.names}
+
+
+def shape_str(shape) -> str:
+    """``(3, 2*H - 1)``; a 1-tuple keeps its comma like Python's: ``(5,)``."""
+    inner = ", ".join(str(d) for d in shape)
+    return f"({inner},)" if len(shape) == 1 else f"({inner})"
+
+
+def num_elements(shape) -> DimLike:
+    """The product of the dimensions (1 for a scalar shape)."""
+    total: DimLike = 1
+    for d in shape:
+        total = total * d
+    return total
+
+
+def broadcast_shapes(shapes, context: str = "") -> tuple[DimLike, ...]:
+    """numpy broadcasting of static shapes (right-aligned; 1 stretches).
+
+    Symbolic dims broadcast with 1 and with an equal expression; ``H`` against ``5`` or ``W`` is an
+    error at build time because it could only hold for some values of the names.
+    """
+    rank = max((len(s) for s in shapes), default=0)
+    out = []
+    for axis in range(rank):
+        dims = [s[len(s) - rank + axis] for s in shapes if len(s) - rank + axis >= 0]
+        result: DimLike = 1
+        for d in dims:
+            if d == 1 or d == result:
+                continue
+            if result == 1:
+                result = d
+                continue
+            shown = " and ".join(shape_str(s) for s in shapes)
+            raise ShapeError(f"{context}cannot broadcast shapes {shown}: axis {axis - rank} has sizes "
+                             f"{result} and {d}; sizes must be equal or 1 (broadcasting is right-aligned)")
+        out.append(result)
+    return tuple(out)

@@ -1,0 +1,90 @@
+"""Elementwise ops: values against numpy, gradients against finite differences (incl. broadcasting)."""
+import numpy as np
+import pytest
+
+import minigraph as mg
+from gradcheck import check_gradients, param, variable
+
+UNARY_CASES = {
+    "negate": (mg.negate, np.negative, {}),
+    "relu": (mg.relu, lambda x: np.maximum(x, 0), {}),
+    "leaky_relu": (lambda x: mg.leaky_relu(x, 0.2), lambda x: np.where(x > 0, x, 0.2 * x), {}),
+    "sigmoid": (mg.sigmoid, lambda x: 1 / (1 + np.exp(-x)), {}),
+    "tanh": (mg.tanh, np.tanh, {}),
+    "softplus": (mg.softplus, lambda x: np.log1p(np.exp(x)), {}),
+    "exp": (mg.exp, np.exp, {}),
+    "log": (mg.log, np.log, {"positive": True}),
+    "sqrt": (mg.sqrt, np.sqrt, {"positive": True}),
+    "square": (mg.square, np.square, {}),
+    "abs": (mg.abs, np.abs, {}),
+    "clip": (lambda x: mg.clip(x, -0.5, 0.7), lambda x: np.clip(x, -0.5, 0.7), {}),
+}
+
+
+def _data(shape, positive=False, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.5, 2.0, shape) if positive else rng.uniform(-2, 2, shape)
+    if not positive:  # keep away from kinks (0 for relu/abs, clip bounds) where differences lie
+        x = np.where(np.abs(x) < 0.05, 0.3, x)
+        x = np.where(np.abs(np.abs(x) - 0.6) < 0.15, 1.1, x)
+    return x
+
+
+@pytest.mark.parametrize("name", sorted(UNARY_CASES))
+def test_unary_value_and_gradient(name):
+    build, ref, opts = UNARY_CASES[name]
+    x = variable((3, 4), "x")
+    y = build(x)
+    data = _data((2, 3, 4), **opts)
+    np.testing.assert_allclose(y.eval({x: data}), ref(data), rtol=1e-12)
+    assert y.shape == (3, 4)
+    check_gradients(y, {x: data}, elementwise=True)
+
+
+@pytest.mark.parametrize("fn,ref", [(mg.plus, np.add), (mg.minus, np.subtract), (mg.element_times, np.multiply),
+                                    (mg.element_divide, np.divide)])
+@pytest.mark.parametrize("sa,sb", [((3, 4), (3, 4)), ((3, 4), (4,)), ((3, 1), (1, 4)), ((2, 3, 4), (3, 1))])
+def test_binary_broadcasting(fn, ref, sa, sb):
+    a, b = variable(sa, "a"), variable(sb, "b")
+    y = fn(a, b)
+    assert y.shape == np.broadcast_shapes(sa, sb)
+    rng = np.random.default_rng(1)
+    da, db = rng.uniform(0.5, 2, (2, *sa)), rng.uniform(0.5, 2, (2, *sb))
+    expected = ref(da.reshape((2,) + (1,) * (len(y.shape) - len(sa)) + sa),
+                   db.reshape((2,) + (1,) * (len(y.shape) - len(sb)) + sb))
+    np.testing.assert_allclose(y.eval({a: da, b: db}), expected)
+    check_gradients(y, {a: da, b: db})
+
+
+def test_parameter_broadcast_over_batch_and_fan_out():
+    x = variable((3, 4), "x")
+    w = param(np.linspace(0.5, 1.5, 4), "w")
+    y = x * w + w * w - x  # w and x each used twice
+    data = np.random.default_rng(2).standard_normal((5, 3, 4))
+    check_gradients(y, {x: data})
+
+
+def test_scalar_constants_adopt_dtype():
+    x = variable((2,), "x")
+    y = 2.0 * x + 1
+    assert y.dtype == np.float64
+    np.testing.assert_allclose(y.eval({x: np.ones((1, 2))}), [[3.0, 3.0]])
+
+
+def test_operators_build_nodes():
+    a, b = variable((2,), "a"), variable((2,), "b")
+    da, db = np.array([[1.0, 2.0]]), np.array([[3.0, 5.0]])
+    assert np.allclose((a - b).eval({a: da, b: db}), da - db)
+    assert np.allclose((a / b).eval({a: da, b: db}), da / db)
+    assert np.allclose((-a).eval({a: da}), -da)
+    assert np.allclose((1 - a).eval({a: da}), 1 - da)
+
+
+def test_incompatible_broadcast_names_shapes():
+    with pytest.raises(mg.ShapeError, match=r"\(3, 4\) and \(5, 4\)"):
+        mg.plus(mg.input_variable((3, 4)), mg.input_variable((5, 4)))
+
+
+def test_clip_rejects_inverted_bounds():
+    with pytest.raises(ValueError, match="min_value"):
+        mg.clip(mg.input_variable((2,)), 1.0, 0.0)
