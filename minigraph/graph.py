@@ -94,6 +94,7 @@ class Node:
         self.inputs_direct: tuple[Node, ...] = tuple(inputs)
         self.scope: tuple[Scope, ...] = current_scope()
         self._graph: nx.DiGraph | None = None
+        self._order: list | None = None
         self.plan_cache: dict = {}  # per-shape execution plans, filled by ops at run time
         self.program_cache: dict = {}  # compiled runs of the graph rooted here, by feed signature
 
@@ -159,7 +160,9 @@ class Node:
 
     def topological_order(self) -> list["Node"]:
         """All nodes of the graph, inputs before consumers, ties broken by id (deterministic)."""
-        return list(nx.lexicographical_topological_sort(self.graph, key=lambda n: n.uid))
+        if self._order is None:  # a node's ancestry never changes, so the order is computed once
+            self._order = list(nx.lexicographical_topological_sort(self.graph, key=lambda n: n.uid))
+        return list(self._order)
 
     def _leaves(self, cls) -> list["Node"]:
         return [n for n in self.topological_order() if type(n) is cls]
