@@ -1,0 +1,389 @@
+"""Learners (CNTK names): update rules that move parameters along their gradients, and schedules.
+
+Gradient convention: a learner receives, for each of its parameters, the gradient of the **mean**
+per-sample loss over the minibatch (the :class:`~minigraph.trainer.Trainer` averages the per-sample
+loss over the minibatch before differentiating, as PyTorch users expect). A learning rate therefore
+does not need rescaling when the minibatch size changes, and the rules below are those of
+``torch.optim`` with the same hyper-parameters.
+
+Every learning rate or momentum is a float or a :class:`Schedule` of the number of minibatches the
+learner has applied (``learning_parameter_schedule([(n_minibatches, value), ...])``, step and cosine
+decay). Updates happen in place, in the parameter's own dtype (float32 stays float32).
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .graph import Node, Parameter
+
+# schedules ------------------------------------------------------------------------------------
+
+
+class Schedule:
+    """A value that depends on the number of minibatches already applied (``schedule(count)``)."""
+
+    def __call__(self, count: int) -> float:
+        raise NotImplementedError
+
+
+class PiecewiseSchedule(Schedule):
+    """Each value holds for a number of minibatches; the last one holds forever.
+
+    >>> s = learning_parameter_schedule([(2, 0.1), (3, 0.01), (1, 0.001)])
+    >>> [s(i) for i in range(7)]
+    [0.1, 0.1, 0.01, 0.01, 0.01, 0.001, 0.001]
+    """
+
+    def __init__(self, pieces: Sequence[tuple[int, float]]):
+        self.pieces = [(int(n), float(v)) for n, v in pieces]
+
+    def __call__(self, count: int) -> float:
+        end = 0
+        for n, value in self.pieces:
+            end += n
+            if count < end:
+                return value
+        return self.pieces[-1][1]
+
+    def __repr__(self):
+        return f"learning_parameter_schedule({self.pieces})"
+
+
+class StepDecay(Schedule):
+    """``initial * drop ** (count // every)``."""
+
+    def __init__(self, initial: float, drop: float, every: int):
+        self.initial, self.drop, self.every = float(initial), float(drop), int(every)
+
+    def __call__(self, count: int) -> float:
+        return self.initial * self.drop ** (count // self.every)
+
+    def __repr__(self):
+        return f"step_decay({self.initial}, drop={self.drop}, every={self.every})"
+
+
+class CosineDecay(Schedule):
+    """Linear warm-up over ``warmup`` minibatches, then a half cosine from ``initial`` down to
+    ``final`` at minibatch ``total``; ``final`` afterwards."""
+
+    def __init__(self, initial: float, total: int, final: float = 0.0, warmup: int = 0):
+        self.initial, self.total, self.final, self.warmup = float(initial), int(total), float(final), int(warmup)
+
+    def __call__(self, count: int) -> float:
+        if count < self.warmup:
+            return self.initial * (count + 1) / self.warmup
+        span = max(self.total - self.warmup, 1)
+        t = min((count - self.warmup) / span, 1.0)
+        return self.final + 0.5 * (self.initial - self.final) * (1 + math.cos(math.pi * t))
+
+    def __repr__(self):
+        return f"cosine_decay({self.initial}, total={self.total}, final={self.final}, warmup={self.warmup})"
+
+
+class ConstantSchedule(Schedule):
+    def __init__(self, value: float):
+        self.value = float(value)
+
+    def __call__(self, count: int) -> float:
+        return self.value
+
+    def __repr__(self):
+        return repr(self.value)
+
+
+def _positive_int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{what} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _number(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{what} must be a number, got {value!r}")
+    return float(value)
+
+
+def learning_parameter_schedule(schedule, epoch_size: int = 1) -> Schedule:
+    """A learning-rate schedule counted in minibatches.
+
+    ``schedule`` is a float (constant), a list of ``(n_minibatches, value)`` pairs, or a list of
+    values each held for ``epoch_size`` minibatches; the last value holds forever.
+    """
+    if isinstance(schedule, Schedule):
+        return schedule
+    if isinstance(schedule, (int, float, np.integer, np.floating)) and not isinstance(schedule, bool):
+        return ConstantSchedule(schedule)
+    if not isinstance(schedule, (list, tuple)) or not schedule:
+        raise TypeError(f"schedule must be a number, a Schedule or a non-empty list, got {schedule!r}")
+    epoch_size = _positive_int(epoch_size, "epoch_size")
+    pieces = []
+    for i, item in enumerate(schedule):
+        if isinstance(item, (list, tuple)):
+            if len(item) != 2:
+                raise ValueError(f"schedule entry {i} {item!r} must be (n_minibatches, value)")
+            n, value = item
+            pieces.append((_positive_int(n, f"schedule entry {i}: n_minibatches"), _number(value, f"schedule entry {i}: value")))
+        else:
+            pieces.append((epoch_size, _number(item, f"schedule entry {i}")))
+    return PiecewiseSchedule(pieces)
+
+
+momentum_schedule = learning_parameter_schedule
+"""Momentum schedules take the same forms as learning-rate schedules."""
+
+
+def step_decay(initial: float, drop: float, every: int) -> Schedule:
+    """Multiply the value by ``drop`` every ``every`` minibatches."""
+    return StepDecay(_number(initial, "initial"), _number(drop, "drop"), _positive_int(every, "every"))
+
+
+def cosine_decay(initial: float, total: int, final: float = 0.0, warmup: int = 0) -> Schedule:
+    """Cosine decay from ``initial`` to ``final`` over ``total`` minibatches (after ``warmup``)."""
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
+    return CosineDecay(_number(initial, "initial"), _positive_int(total, "total"), _number(final, "final"), warmup)
+
+
+# learners -------------------------------------------------------------------------------------
+
+
+def _parameter_list(parameters) -> list[Parameter]:
+    if isinstance(parameters, Node):
+        parameters = parameters.parameters
+    out: list[Parameter] = []
+    for p in parameters:
+        if not isinstance(p, Parameter):
+            raise TypeError(f"learners update Parameters; got {getattr(p, 'label', repr(p))}")
+        if p not in out:
+            out.append(p)
+    if not out:
+        raise ValueError("a learner needs at least one parameter")
+    return out
+
+
+class Learner:
+    """Base class: holds the parameters, the learning-rate schedule, the per-parameter state and
+    the regularisation shared by every rule; subclasses implement :meth:`_apply`.
+
+    ``l2_regularization_weight`` adds ``l2 * w`` to each gradient (PyTorch's ``weight_decay``).
+    ``gradient_clipping_threshold_per_sample`` bounds the (mean per-sample) gradient: elementwise to
+    ``[-t, t]`` with ``gradient_clipping_with_truncation=True``, else each parameter's gradient is
+    rescaled so that its L2 norm is at most ``t``.
+    """
+
+    slot_names: tuple[str, ...] = ()
+
+    def __init__(self, parameters, lr, l2_regularization_weight: float = 0.0,
+                 gradient_clipping_threshold_per_sample: float = np.inf,
+                 gradient_clipping_with_truncation: bool = True):
+        self.parameters = _parameter_list(parameters)
+        self.lr_schedule = learning_parameter_schedule(lr)
+        self.l2_regularization_weight = _number(l2_regularization_weight, "l2_regularization_weight")
+        self.gradient_clipping_threshold_per_sample = _number(gradient_clipping_threshold_per_sample,
+                                                              "gradient_clipping_threshold_per_sample")
+        if self.l2_regularization_weight < 0 or self.gradient_clipping_threshold_per_sample <= 0:
+            raise ValueError("l2_regularization_weight must be >= 0 and gradient_clipping_threshold_per_sample > 0")
+        self.gradient_clipping_with_truncation = bool(gradient_clipping_with_truncation)
+        self.count = 0            # minibatches applied: what schedules are evaluated at
+        self.samples_seen = 0
+        self.slots: list[dict[str, np.ndarray]] = [{} for _ in self.parameters]
+
+    def learning_rate(self) -> float:
+        """The learning rate the next update will use."""
+        return self.lr_schedule(self.count)
+
+    def reset_learning_rate(self, lr) -> None:
+        self.lr_schedule = learning_parameter_schedule(lr)
+
+    def _slot(self, i: int, name: str, like: np.ndarray) -> np.ndarray:
+        slot = self.slots[i].get(name)
+        if slot is None:
+            slot = self.slots[i][name] = np.zeros_like(like)
+        return slot
+
+    def _prepared(self, p: Parameter, g: np.ndarray) -> np.ndarray:
+        w = p.value
+        g = np.asarray(g, dtype=w.dtype)
+        if g.shape != w.shape:
+            raise ValueError(f"gradient for {p.label} has shape {g.shape}; expected {w.shape}")
+        t = self.gradient_clipping_threshold_per_sample
+        if np.isfinite(t):
+            if self.gradient_clipping_with_truncation:
+                g = np.clip(g, -t, t)
+            else:
+                norm = float(np.linalg.norm(g))
+                if norm > t:
+                    g = g * w.dtype.type(t / norm)
+        if self.l2_regularization_weight:
+            g = g + w.dtype.type(self.l2_regularization_weight) * w
+        return g
+
+    def update(self, gradients: Mapping[Parameter, np.ndarray], minibatch_size: int) -> bool:
+        """Apply one step. ``gradients[p]`` is the gradient of the mean per-sample loss w.r.t. ``p``
+        (shape of ``p``); ``minibatch_size`` is counted for bookkeeping. Returns True."""
+        missing = [p.label for p in self.parameters if p not in gradients]
+        if missing:
+            raise ValueError(f"{type(self).__name__}.update: no gradient for {', '.join(missing)}")
+        prepared = [self._prepared(p, gradients[p]) for p in self.parameters]
+        self._begin_step()
+        for i, (p, g) in enumerate(zip(self.parameters, prepared)):
+            self._apply(i, p.value, g)
+        self.count += 1
+        self.samples_seen += int(minibatch_size)
+        return True
+
+    def _begin_step(self) -> None:
+        """Per-step (not per-parameter) bookkeeping, after the gradients were checked."""
+
+    def _apply(self, i: int, w: np.ndarray, g: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _scalar(self, value: float, w: np.ndarray):
+        return w.dtype.type(value)
+
+    # state ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Counters and per-parameter slots (momentum buffers...) as ``{"count", "samples_seen",
+        "slots": [{name: array}] in parameter order, "extra"}``; arrays are copies."""
+        return {"learner": type(self).__name__, "count": self.count, "samples_seen": self.samples_seen,
+                "slots": [{k: v.copy() for k, v in s.items()} for s in self.slots], "extra": self._extra_state()}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Restore what :meth:`state_dict` returned (shapes are checked against the parameters)."""
+        if state.get("learner") != type(self).__name__:
+            raise ValueError(f"state of a {state.get('learner')} learner cannot be loaded into {type(self).__name__}")
+        slots = state["slots"]
+        if len(slots) != len(self.parameters):
+            raise ValueError(f"state holds {len(slots)} parameters; this learner has {len(self.parameters)}")
+        new_slots = []
+        for p, s in zip(self.parameters, slots):
+            restored = {}
+            for k, v in s.items():
+                v = np.asarray(v)
+                if v.shape != p.value.shape:
+                    raise ValueError(f"state slot {k!r} for {p.label} has shape {v.shape}; expected {p.value.shape}")
+                restored[k] = v.astype(p.value.dtype, copy=True)
+            new_slots.append(restored)
+        self.slots = new_slots
+        self.count, self.samples_seen = int(state["count"]), int(state["samples_seen"])
+        self._load_extra_state(state.get("extra", {}))
+
+    def _extra_state(self) -> dict:
+        return {}
+
+    def _load_extra_state(self, extra: Mapping) -> None:
+        pass
+
+    def __repr__(self):
+        return f"{type(self).__name__}({len(self.parameters)} parameters, lr={self.lr_schedule!r})"
+
+
+class SGD(Learner):
+    """``w -= lr * g``."""
+
+    def _apply(self, i, w, g):
+        w -= self._scalar(self.learning_rate(), w) * g
+
+
+class MomentumSGD(Learner):
+    """Momentum SGD. With ``unit_gain=False`` (default, as ``torch.optim.SGD``)
+    ``v = m v + g``; with ``unit_gain=True`` (CNTK's unit-gain form) ``v = m v + (1 - m) g``.
+    Then ``w -= lr * v``, or with ``nesterov=True`` ``w -= lr * (g' + m v)`` where ``g'`` is the
+    gradient term added to ``v``."""
+
+    def __init__(self, parameters, lr, momentum, nesterov: bool = False, unit_gain: bool = False, **kwargs):
+        super().__init__(parameters, lr, **kwargs)
+        self.momentum_schedule = momentum_schedule(momentum)
+        self.nesterov, self.unit_gain = bool(nesterov), bool(unit_gain)
+
+    def _apply(self, i, w, g):
+        m = self._scalar(self.momentum_schedule(self.count), w)
+        lr = self._scalar(self.learning_rate(), w)
+        term = (1 - m) * g if self.unit_gain else g
+        v = self._slot(i, "velocity", w)
+        v *= m
+        v += term
+        w -= lr * (term + m * v) if self.nesterov else lr * v
+
+
+class Adam(Learner):
+    """Adam (Kingma & Ba) with bias correction, as ``torch.optim.Adam``:
+    ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g**2``,
+    ``w -= lr * (m / (1 - prod b1)) / (sqrt(v / (1 - prod b2)) + epsilon)`` where the products run
+    over the momenta used so far (``b1**t`` for constant momenta)."""
+
+    def __init__(self, parameters, lr, momentum=0.9, variance_momentum=0.999, epsilon: float = 1e-8, **kwargs):
+        super().__init__(parameters, lr, **kwargs)
+        self.momentum_schedule = momentum_schedule(momentum)
+        self.variance_schedule = momentum_schedule(variance_momentum)
+        self.epsilon = _number(epsilon, "epsilon")
+        self.b1_power = 1.0  # product of the momenta used so far (bias correction)
+        self.b2_power = 1.0
+
+    def _begin_step(self):
+        self.b1_power *= self.momentum_schedule(self.count)
+        self.b2_power *= self.variance_schedule(self.count)
+
+    def _apply(self, i, w, g):
+        b1 = self._scalar(self.momentum_schedule(self.count), w)
+        b2 = self._scalar(self.variance_schedule(self.count), w)
+        m = self._slot(i, "mean", w)
+        v = self._slot(i, "variance", w)
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        step = self._scalar(self.learning_rate() / (1 - self.b1_power), w)
+        denom = np.sqrt(v / self._scalar(1 - self.b2_power, w)) + self._scalar(self.epsilon, w)
+        w -= step * m / denom
+
+    def _extra_state(self):
+        return {"b1_power": self.b1_power, "b2_power": self.b2_power}
+
+    def _load_extra_state(self, extra):
+        self.b1_power, self.b2_power = float(extra["b1_power"]), float(extra["b2_power"])
+
+
+def sgd(parameters: Iterable[Parameter] | Node, lr, l2_regularization_weight: float = 0.0,
+        gradient_clipping_threshold_per_sample: float = np.inf, gradient_clipping_with_truncation: bool = True) -> SGD:
+    """Plain SGD: ``w -= lr * g`` with ``g`` the gradient of the mean per-sample loss.
+
+    ``lr``: a float or a schedule (:func:`learning_parameter_schedule`). See :class:`Learner` for
+    regularisation and clipping.
+    """
+    return SGD(parameters, lr, l2_regularization_weight=l2_regularization_weight,
+               gradient_clipping_threshold_per_sample=gradient_clipping_threshold_per_sample,
+               gradient_clipping_with_truncation=gradient_clipping_with_truncation)
+
+
+def momentum_sgd(parameters: Iterable[Parameter] | Node, lr, momentum, nesterov: bool = False, unit_gain: bool = False,
+                 l2_regularization_weight: float = 0.0, gradient_clipping_threshold_per_sample: float = np.inf,
+                 gradient_clipping_with_truncation: bool = True) -> MomentumSGD:
+    """SGD with momentum (see :class:`MomentumSGD` for the rule); ``lr`` and ``momentum`` are
+    floats or schedules; gradients are those of the mean per-sample loss."""
+    return MomentumSGD(parameters, lr, momentum, nesterov=nesterov, unit_gain=unit_gain,
+                       l2_regularization_weight=l2_regularization_weight,
+                       gradient_clipping_threshold_per_sample=gradient_clipping_threshold_per_sample,
+                       gradient_clipping_with_truncation=gradient_clipping_with_truncation)
+
+
+def nesterov(parameters: Iterable[Parameter] | Node, lr, momentum, unit_gain: bool = False, **kwargs) -> MomentumSGD:
+    """Nesterov momentum: :func:`momentum_sgd` with ``nesterov=True``."""
+    return momentum_sgd(parameters, lr, momentum, nesterov=True, unit_gain=unit_gain, **kwargs)
+
+
+def adam(parameters: Iterable[Parameter] | Node, lr, momentum=0.9, variance_momentum=0.999, epsilon: float = 1e-8,
+         l2_regularization_weight: float = 0.0, gradient_clipping_threshold_per_sample: float = np.inf,
+         gradient_clipping_with_truncation: bool = True) -> Adam:
+    """Adam (see :class:`Adam`); ``momentum`` is beta1, ``variance_momentum`` beta2."""
+    return Adam(parameters, lr, momentum, variance_momentum, epsilon,
+                l2_regularization_weight=l2_regularization_weight,
+                gradient_clipping_threshold_per_sample=gradient_clipping_threshold_per_sample,
+                gradient_clipping_with_truncation=gradient_clipping_with_truncation)
+
+
+__all__ = ["Learner", "SGD", "MomentumSGD", "Adam", "Schedule", "sgd", "momentum_sgd", "nesterov", "adam",
+           "learning_parameter_schedule", "momentum_schedule", "step_decay", "cosine_decay"]
