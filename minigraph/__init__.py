@@ -1,8 +1,9 @@
 """minigraph: declare convolutional generator networks, see them as graphs, train them."""
 from . import initializers, learners, ops
-from .errors import GraphError, MinigraphError, ModelFileError, ShapeError, SpecError, TrainingError
+from .errors import GraphError, MinigraphError, ModelFileError, RenderError, ShapeError, SpecError, TrainingError
 from .graph import Constant, Function, Node, Parameter, Variable, constant, input_variable, parameter
 from .ops import *  # noqa: F401,F403  (every op as mg.NAME, like CNTK)
+from .plot import plot
 from .rng import set_seed
 from .shapes import Dim, InferredDimension
 

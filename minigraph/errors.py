@@ -27,3 +27,7 @@ class ModelFileError(MinigraphError, ValueError):
 
 class TrainingError(MinigraphError, RuntimeError):
     """Training cannot go on safely (e.g. the loss became NaN or infinite)."""
+
+
+class RenderError(MinigraphError, RuntimeError):
+    """A picture cannot be written (e.g. Graphviz's ``dot`` program is not installed)."""
