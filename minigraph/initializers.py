@@ -1,10 +1,15 @@
 """Parameter initializers (CNTK names): ``init(shape, dtype) -> array``.
 
 Each takes ``scale`` and ``seed``; without a seed it draws from the global init generator
-(:func:`minigraph.set_seed`). Fan-in and fan-out follow a layout: ``"dense"`` for ``(I, O)``
-matrices (``(I, *O)`` in general), ``"conv"`` for convolution kernels ``(O, I/groups, *K)`` and
-``"conv_transpose"`` for transposed-convolution kernels ``(I, O/groups, *K)``, where the kernel's
-receptive field multiplies both fans. Layers pick the layout with :meth:`Initializer.with_layout`.
+(:func:`minigraph.set_seed`). Fan-in and fan-out follow a layout, as CNTK computes them from a
+parameter's filter rank and output rank: ``"dense"`` for ``(*I, *O)`` weights (the last
+``output_rank`` axes are outputs; by default all but the first), ``"conv"`` for convolution kernels
+``(O, I/groups, *K)`` and ``"conv_transpose"`` for transposed-convolution kernels
+``(I, O/groups, *K)``. The receptive field ``prod(K)`` multiplies both fans. For the transposed
+kernel CNTK counts the *leading* axis (the input depth ``I``) as the output side, because the kernel
+is that of the convolution it is the adjoint of: fan-in ``O/groups * prod(K)``, fan-out
+``I * prod(K)`` (PyTorch computes the same fans for its transposed kernels). Layers pick the layout
+with :meth:`Initializer.with_layout`.
 """
 from __future__ import annotations
 
@@ -18,31 +23,45 @@ from .rng import init_rng
 LAYOUTS = ("dense", "conv", "conv_transpose")
 
 
-def fans(shape, layout: str = "dense", filter_rank: int = 0) -> tuple[int, int]:
+def fans(shape, layout: str = "dense", filter_rank: int = 0, output_rank: int | None = None) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight of ``shape`` in ``layout`` with ``filter_rank`` kernel axes.
+
+    ``output_rank`` (``"dense"`` only): how many trailing axes are outputs; ``None`` means all but
+    the first (a 1-D shape counts as both input and output).
 
     >>> fans((3, 5))
     (3, 5)
+    >>> fans((16, 64, 2, 2), "dense", output_rank=3)   # Dense((64, 2, 2)) on a 16-vector
+    (16, 256)
+    >>> fans((4, 6, 5), "dense", output_rank=1)        # Dense(5, input_rank=2)
+    (24, 5)
     >>> fans((64, 32, 3, 3), "conv", 2)        # (O, I, kh, kw): fan_in = 32*9, fan_out = 64*9
     (288, 576)
-    >>> fans((32, 64, 4, 4), "conv_transpose", 2)   # (I, O, kh, kw): fan_in = 32*16, fan_out = 64*16
-    (512, 1024)
+    >>> fans((32, 64, 4, 4), "conv_transpose", 2)   # (I, O, kh, kw): fan_in = 64*16, fan_out = 32*16
+    (1024, 512)
     """
     shape = tuple(int(d) for d in shape)
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
     if len(shape) == 0:
         return 1, 1
     if layout == "dense":
-        if len(shape) == 1:
-            return shape[0], shape[0]
-        return shape[0], math.prod(shape[1:])
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
-    field_size = math.prod(shape[len(shape) - filter_rank:]) if filter_rank else 1
+        if output_rank is None:
+            if len(shape) == 1:
+                return shape[0], shape[0]
+            output_rank = len(shape) - 1
+        if not 0 <= output_rank <= len(shape):
+            raise ValueError(f"output_rank {output_rank} does not fit a weight of shape {shape}")
+        split = len(shape) - output_rank
+        return math.prod(shape[:split]), math.prod(shape[split:])
+    if not 0 <= filter_rank < len(shape):
+        raise ValueError(f"filter_rank {filter_rank} does not fit a {layout} kernel of shape {shape}")
+    # both kernels count their leading axis as the output side (CNTK's output_rank=-1): the output
+    # channels of a convolution, the input depth of a transposed convolution (its adjoint's output)
+    field_size = math.prod(shape[len(shape) - filter_rank:])
     lead = shape[0]
-    rest = math.prod(shape[1:len(shape) - filter_rank]) if len(shape) - filter_rank > 1 else 1
-    if layout == "conv":   # lead = output channels, rest = input channels per group
-        return rest * field_size, lead * field_size
-    return lead * field_size, rest * field_size
+    rest = math.prod(shape[1:len(shape) - filter_rank])
+    return rest * field_size, lead * field_size
 
 
 @dataclass(frozen=True)
@@ -55,17 +74,18 @@ class Initializer:
     layout: str = "dense"
     filter_rank: int = 0
     value: float = 0.0
+    output_rank: int | None = None
 
-    def with_layout(self, layout: str, filter_rank: int = 0) -> "Initializer":
+    def with_layout(self, layout: str, filter_rank: int = 0, output_rank: int | None = None) -> "Initializer":
         """The same initializer with fans computed for ``layout`` (see :func:`fans`)."""
         if layout not in LAYOUTS:
             raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
-        return replace(self, layout=layout, filter_rank=filter_rank)
+        return replace(self, layout=layout, filter_rank=filter_rank, output_rank=output_rank)
 
     def __call__(self, shape, dtype=np.float32) -> np.ndarray:
         shape = tuple(int(d) for d in shape)
         rng = np.random.default_rng(self.seed) if self.seed is not None else init_rng()
-        fan_in, fan_out = fans(shape, self.layout, self.filter_rank)
+        fan_in, fan_out = fans(shape, self.layout, self.filter_rank, self.output_rank)
         k = self.kind
         if k == "constant":
             out = np.full(shape, self.value)
