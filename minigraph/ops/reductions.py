@@ -1,0 +1,151 @@
+"""Reductions over static axes (reduce_sum, reduce_mean, reduce_max) and softmax / log_softmax.
+
+CNTK defaults: an explicit ``axis`` keeps the reduced axes with size 1 (``keepdims=True``);
+``axis=None`` reduces every static axis to a scalar per sample (static shape ``()``, run-time
+``(N,)``). The batch axis is never reduced: use the loss's per-sample values for that.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .base import Inferred, Op, check_axis, export, make, normalize_axes, register_op
+
+
+def _kept_shape(shape, axes) -> tuple:
+    """``shape`` with the reduced ``axes`` set to 1."""
+    return tuple(1 if i in axes else d for i, d in enumerate(shape))
+
+
+class ReduceOp(Op):
+    """``attrs``: ``axis`` (list of ints, or None for all) and ``keepdims``."""
+
+    def __init__(self, name: str, kind: str):
+        self.name, self.kind = name, kind
+        self.saves_inputs = self.saves_output = kind == "max"
+
+    @staticmethod
+    def _axes(shape, attrs, label) -> tuple:
+        return normalize_axes(attrs["axis"], len(shape), label)
+
+    def infer(self, in_shapes, in_dtypes, attrs, label):
+        shape = tuple(in_shapes[0])
+        axes = self._axes(shape, attrs, label)
+        if attrs["axis"] is None:
+            return Inferred(())
+        if attrs["keepdims"]:
+            return Inferred(_kept_shape(shape, axes))
+        return Inferred(tuple(d for i, d in enumerate(shape) if i not in axes))
+
+    def forward(self, step, xs, ctx):
+        x = xs[0]
+        axes = tuple(a + 1 for a in self._axes(step.in_shapes[0], step.attrs, step.label))
+        if self.kind == "max":
+            y = np.max(x, axis=axes, keepdims=True)
+        else:
+            y = np.sum(x, axis=axes, keepdims=True)
+            if self.kind == "mean":
+                y /= math.prod(x.shape[a] for a in axes)
+        return y.reshape((x.shape[0], *step.out_shape)), None
+
+    def vjp(self, step, g, xs, y, residual, needs):
+        shape = step.in_shapes[0]
+        axes = self._axes(shape, step.attrs, step.label)
+        kept = (g.shape[0], *_kept_shape(shape, axes))
+        g = g.reshape(kept)
+        if self.kind == "sum":
+            return [np.broadcast_to(g, step.in_array_shapes[0])]
+        if self.kind == "mean":
+            return [np.broadcast_to(g / math.prod(shape[a] for a in axes), step.in_array_shapes[0])]
+        # max: the gradient goes to the maximal entries, shared equally between ties
+        mask = xs[0] == y.reshape(kept)
+        return [mask * (g / mask.sum(axis=tuple(a + 1 for a in axes), keepdims=True))]
+
+
+REDUCE = {kind: register_op(ReduceOp(f"Reduce{kind.capitalize()}", kind)) for kind in ("sum", "mean", "max")}
+
+
+def _reduce(kind: str, x, axis, keepdims, name):
+    if axis is not None:
+        axes = [axis] if isinstance(axis, (int, np.integer)) and not isinstance(axis, bool) else axis
+        if isinstance(axes, (str, bool)) or not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool)
+                                                    for a in axes):
+            raise TypeError(f"reduce_{kind}: axis must be None, an int or a sequence of ints, got {axis!r}")
+        axis = [int(a) for a in axes]
+    if not isinstance(keepdims, bool):
+        raise TypeError(f"reduce_{kind}: keepdims must be a bool, got {keepdims!r}")
+    return make(REDUCE[kind], [x], {"axis": axis, "keepdims": keepdims}, name)
+
+
+@export
+def reduce_sum(x, axis=None, keepdims: bool = True, name: str = ""):
+    """Sum over static ``axis`` (int or list; size 1 kept unless ``keepdims=False``); ``axis=None``
+    sums every static axis: shape ``()`` per sample."""
+    return _reduce("sum", x, axis, keepdims, name)
+
+
+@export
+def reduce_mean(x, axis=None, keepdims: bool = True, name: str = ""):
+    """Mean over static ``axis``; shapes as :func:`reduce_sum`."""
+    return _reduce("mean", x, axis, keepdims, name)
+
+
+@export
+def reduce_max(x, axis=None, keepdims: bool = True, name: str = ""):
+    """Maximum over static ``axis``; shapes as :func:`reduce_sum`. Ties share the gradient equally."""
+    return _reduce("max", x, axis, keepdims, name)
+
+
+def stable_softmax(x: np.ndarray, axis: int, log: bool = False) -> np.ndarray:
+    """softmax (or log_softmax) of an array along ``axis``: shifted by the maximum so that exp never
+    overflows, and never subtracting two large numbers (keeps float32 precise for large inputs)."""
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    total = np.sum(e, axis=axis, keepdims=True)
+    return shifted - np.log(total) if log else e / total
+
+
+class SoftmaxOp(Op):
+    """``softmax`` or ``log_softmax`` along one static axis; the vjp only reads the output."""
+
+    saves_inputs = False
+
+    def __init__(self, name: str, log: bool):
+        self.name, self.log = name, log
+
+    def infer(self, in_shapes, in_dtypes, attrs, label):
+        check_axis(attrs["axis"], len(in_shapes[0]), label)
+        return Inferred(tuple(in_shapes[0]))
+
+    def forward(self, step, xs, ctx):
+        axis = check_axis(step.attrs["axis"], len(step.out_shape), step.label) + 1
+        return stable_softmax(xs[0], axis, self.log), None
+
+    def vjp(self, step, g, xs, y, residual, needs):
+        axis = check_axis(step.attrs["axis"], len(step.out_shape), step.label) + 1
+        if self.log:
+            return [g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)]
+        return [y * (g - np.sum(g * y, axis=axis, keepdims=True))]
+
+
+SOFTMAX = register_op(SoftmaxOp("Softmax", log=False))
+LOG_SOFTMAX = register_op(SoftmaxOp("LogSoftmax", log=True))
+
+
+def _softmax_node(op, x, axis, name):
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{op.name}: axis must be an int, got {axis!r}")
+    return make(op, [x], {"axis": int(axis)}, name)
+
+
+@export
+def softmax(x, axis: int = -1, name: str = ""):
+    """``exp(x) / sum(exp(x))`` along static ``axis`` (computed stably); same shape as ``x``."""
+    return _softmax_node(SOFTMAX, x, axis, name)
+
+
+@export
+def log_softmax(x, axis: int = -1, name: str = ""):
+    """``x - log(sum(exp(x)))`` along static ``axis`` (computed stably); same shape as ``x``."""
+    return _softmax_node(LOG_SOFTMAX, x, axis, name)
