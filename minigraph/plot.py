@@ -175,7 +175,7 @@ def _dot_text(root: Node, rankdir: str, show_shapes: bool, show_params: bool, co
              '  node [fontname="Helvetica", fontsize=10, margin="0.10,0.05"];',
              f'  edge [fontname="Helvetica", fontsize=9, color="#666666", fontcolor="{_MUTED}", arrowsize=0.7];']
     lines += _cluster_lines(boxes, scopes)
-    lines += _edge_lines(order, box_of, show_shapes)
+    lines += _edge_lines(order, box_of, {b.ident: b.cluster for b in boxes}, show_shapes)
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -212,8 +212,12 @@ def _cluster_lines(boxes: list[_Box], scopes: dict[tuple, Scope]) -> list[str]:
     return lines
 
 
-def _edge_lines(order: list[Node], box_of: dict[Node, str], show_shapes: bool) -> list[str]:
-    """One edge per (producer box, consumer box) pair, in consumer order then input slot order."""
+def _edge_lines(order: list[Node], box_of: dict[Node, str], cluster_of: dict[str, tuple],
+                show_shapes: bool) -> list[str]:
+    """One edge per (producer box, consumer box) pair, in consumer order then input slot order.
+
+    An edge entering a cluster spans two ranks: the constants and parameters inside the cluster then
+    rank below the producer, so consecutive layers stack instead of stepping sideways."""
     lines, seen = [], set()
     for dst in order:
         for src in dst.inputs_direct:
@@ -221,8 +225,10 @@ def _edge_lines(order: list[Node], box_of: dict[Node, str], show_shapes: bool) -
             if a is None or b is None or a == b or (a, b) in seen:
                 continue
             seen.add((a, b))
-            label = f' [label="{_quote(shape_str(src.shape))}"]' if show_shapes else ""
-            lines.append(f"  {a} -> {b}{label};")
+            attrs = [f'label="{_quote(shape_str(src.shape))}"'] if show_shapes else []
+            if cluster_of[a][:len(cluster_of[b])] != cluster_of[b]:
+                attrs.append("minlen=2")
+            lines.append(f"  {a} -> {b}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
     return lines
 
 
