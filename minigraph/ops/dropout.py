@@ -1,0 +1,46 @@
+"""Dropout: inverted dropout while training, identity otherwise."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Inferred, Op, export, make, register_op
+
+
+class DropoutOp(Op):
+    """Training: each element is zeroed with probability ``dropout_rate`` and the survivors are scaled
+    by ``1 / (1 - dropout_rate)`` so that the expected value is unchanged; the mask is the residual.
+    Evaluation: identity. Randomness comes from the run's generator (``ctx.rng``), so ``eval``/``grad``
+    with ``seed=`` (or :func:`minigraph.set_seed`) reproduce masks."""
+
+    name = "Dropout"
+    saves_inputs = saves_output = False
+
+    def infer(self, in_shapes, in_dtypes, attrs, label):
+        return Inferred(tuple(in_shapes[0]))
+
+    def forward(self, step, xs, ctx):
+        rate = step.attrs["dropout_rate"]
+        if not ctx.training or rate == 0.0:
+            return xs[0], None
+        x = xs[0]
+        mask = (ctx.rng.random(x.shape) >= rate).astype(x.dtype) / x.dtype.type(1.0 - rate)
+        return x * mask, mask
+
+    def vjp(self, step, g, xs, y, residual, needs):
+        return [g if residual is None else g * residual]
+
+
+DROPOUT = register_op(DropoutOp())
+
+
+@export
+def dropout(x, dropout_rate: float = 0.5, name: str = ""):
+    """Inverted dropout of ``x`` (same shape) in training runs (``training=True``); identity in evaluation.
+
+    ``dropout_rate`` is the probability of dropping an element, in ``[0, 1)``.
+    """
+    if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, (int, float)):
+        raise TypeError(f"dropout: dropout_rate must be a number, got {dropout_rate!r}")
+    if not 0.0 <= dropout_rate < 1.0:
+        raise ValueError(f"dropout: dropout_rate {dropout_rate} must be in [0, 1) (the probability of dropping)")
+    return make(DROPOUT, [x], {"dropout_rate": float(dropout_rate)}, name)
