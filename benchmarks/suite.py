@@ -1,0 +1,55 @@
+"""Run the whole suite (or a selection) and return one JSON-friendly result set."""
+from __future__ import annotations
+
+import datetime
+import sys
+import time
+from dataclasses import asdict
+
+from .convs import measure_workload
+from .machine import blas_environment_warnings, gemm_peak, limit_threads, machine_info
+from .overhead import measure_overhead
+from .peers import set_torch_threads
+from .sgd import measure_sgd_step
+from .targets import check
+from .timing import Settings
+from .workloads import Workload
+
+SECTIONS = ("convs", "overhead", "sgd")
+
+
+def warn_blas_environment() -> list[str]:
+    """Print a loud warning for every BLAS-tuning variable that is set; returns the warnings."""
+    warnings = blas_environment_warnings()
+    for w in warnings:
+        banner = "!" * 100
+        print(f"{banner}\nWARNING: {w}\n{banner}", file=sys.stderr, flush=True)
+    return warnings
+
+
+def run(workloads: list[Workload], settings: Settings, *, threads: int = 2, sections=SECTIONS, memory: bool = True,
+        mode: str = "full", sgd_batch: int = 64, log=print) -> dict:
+    """Measure ``workloads`` and the other ``sections`` with ``threads`` threads everywhere."""
+    warn_blas_environment()
+    limiter = limit_threads(threads)  # noqa: F841  (the limit lasts as long as the limiter lives)
+    set_torch_threads(threads)
+    started = time.perf_counter()
+    results = {"mode": mode, "settings": asdict(settings),
+               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+               "machine": machine_info(threads), "gemm_peak": gemm_peak(settings), "workloads": []}
+    log(f"float32 GEMM peak: {results['gemm_peak']['gflops']:.1f} GFLOP/s")
+    if "convs" in sections:
+        for w in workloads:
+            row = measure_workload(w, settings, threads, memory)
+            results["workloads"].append(row)
+            ratios = ", ".join(f"{k} {v:.2f}" for k, v in row["ratios"].items())
+            log(f"{w.name:10s} {w.describe():40s} {ratios}")
+    if "overhead" in sections:
+        results["overhead"] = measure_overhead(settings)
+        log("overhead measured")
+    if "sgd" in sections:
+        results["sgd_step"] = measure_sgd_step(settings, batch=sgd_batch)
+        log("SGD step measured")
+    results["targets"] = check(results)
+    results["elapsed_s"] = time.perf_counter() - started
+    return results

@@ -1,0 +1,69 @@
+"""Issue 8's targets, checked against a result set (ratios are minigraph / PyTorch, float32, same threads).
+
+A target whose measurement is missing (peer not installed, section not run) is reported with
+``passed = None`` rather than silently dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+SUM_GROUP = "dcgan"
+PER_LAYER_LIMITS = {  # group -> (forward limit, forward+backward limit) per layer
+    "dcgan": (2.5, 3.0),
+    "mnist": (2.5, 3.0),
+    "1d": (2.0, 2.0),
+    "3d": (6.0, 6.0),
+}
+SUM_LIMITS = {"forward": 1.5, "fwd_bwd": 2.0}
+SGD_STEP_LIMIT = 1.5
+OVERHEAD_LIMITS_US = {"forward": 20.0, "fwd_bwd": 50.0}
+
+
+@dataclass
+class Target:
+    what: str
+    limit: float
+    measured: float | None
+    unit: str = "x"
+    passed: bool | None = None
+
+    def __post_init__(self):
+        if self.measured is not None:
+            self.passed = bool(self.measured <= self.limit)
+
+
+def ratio_of_sums(rows: list[dict], kind: str, peer: str = "torch") -> float | None:
+    """Summed minigraph time over summed peer time (None when the peer was not measured)."""
+    key = f"{kind}_s"
+    if not rows or any(key not in r["times"].get(peer, {}) for r in rows):
+        return None
+    return sum(r["times"]["minigraph"][key] for r in rows) / sum(r["times"][peer][key] for r in rows)
+
+
+def per_layer_limit(group: str, kind: str) -> float:
+    return PER_LAYER_LIMITS[group][0 if kind == "forward" else 1]
+
+
+def check(results: dict) -> list[dict]:
+    """Every target with its measurement and verdict, in report order."""
+    targets = []
+    convs = results.get("workloads", [])
+    summed = [r for r in convs if r["group"] == SUM_GROUP]
+    if summed:
+        for kind, limit in SUM_LIMITS.items():
+            targets.append(Target(f"{SUM_GROUP} layers summed, {kind.replace('_', '+')}", limit,
+                                  ratio_of_sums(summed, kind)))
+    for r in convs:
+        for kind in ("forward", "fwd_bwd"):
+            targets.append(Target(f"{r['name']} {kind.replace('_', '+')}", per_layer_limit(r["group"], kind),
+                                  r["ratios"].get(f"{kind}_vs_torch")))
+        for m in r["memory"]:
+            targets.append(Target(f"{r['name']} forward temp memory, max_temp={m['max_temp_mem_size_in_samples']}",
+                                  1.0, m["forward_peak_bytes"] / m["budget_bytes"], unit="of budget"))
+    if "sgd_step" in results:
+        targets.append(Target("MNIST generator SGD step", SGD_STEP_LIMIT, results["sgd_step"].get("ratio_vs_torch")))
+    for o in results.get("overhead", []):
+        for kind, limit in OVERHEAD_LIMITS_US.items():
+            targets.append(Target(f"overhead {o['name']}, {kind.replace('_', '+')}", limit,
+                                  o[f"{kind}_us_per_node"], unit="us/node"))
+    return [asdict(t) for t in targets]
