@@ -1,0 +1,92 @@
+"""The ``minigraph`` command: draw and summarise networks written as specs.
+
+    python -m minigraph plot spec.toml -o net.png [--format svg] [--rankdir LR] [--collapse-layers]
+    python -m minigraph plot spec.toml              # DOT text on stdout
+    python -m minigraph summary spec.toml
+
+Specs are TOML or JSON files read by :func:`minigraph.layers.from_spec`. Bad input (a missing or
+malformed spec, an unknown format) prints one line ``minigraph <command>: error: ...`` and exits
+with status 2; a picture that cannot be rendered (Graphviz missing) exits with status 1.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from .errors import MinigraphError, RenderError, SpecError
+from .graph import Node
+from .plot import FORMATS, plot
+
+_RANKDIRS = ("TB", "LR", "BT", "RL")
+
+
+def _model_node(spec: str) -> Node:
+    """The output node of the network ``spec`` describes."""
+    from .layers import from_spec
+    if not os.path.isfile(spec):
+        raise SpecError(f"{spec}: no such spec file")
+    built = from_spec(spec)
+    if not isinstance(built, Node):
+        raise SpecError(f"{spec}: the spec builds a layer but no graph; give it an [input] section "
+                             f"(e.g. [input] shape = [16]) so the network can be drawn")
+    return built
+
+
+def _plot(args: argparse.Namespace) -> int:
+    node = _model_node(args.spec)
+    dot = plot(node, args.output, format=args.format, rankdir=args.rankdir,
+               collapse_layers=args.collapse_layers, dpi=args.dpi)
+    if args.output is None:
+        sys.stdout.write(dot)
+    else:
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from .layers import summary
+    print(summary(_model_node(args.spec)))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minigraph", description="Draw and summarise minigraph networks.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("plot", help="draw a spec's network as PNG, SVG, PDF or DOT",
+                            description="Draw the network of a TOML/JSON spec with Graphviz.")
+    p.add_argument("spec", help="network spec (.toml or .json)")
+    p.add_argument("-o", "--output", help="picture to write (.png, .svg, .pdf, .dot); without it the DOT "
+                                          "text goes to stdout")
+    p.add_argument("--format", choices=FORMATS, help="picture format (default: from the output's extension)")
+    p.add_argument("--rankdir", choices=_RANKDIRS, default="TB", help="layout direction (default: TB)")
+    p.add_argument("--collapse-layers", action="store_true", help="draw each layer as one box")
+    p.add_argument("--dpi", type=float, help="resolution of PNG output")
+    p.set_defaults(run=_plot, parser=p)
+
+    s = commands.add_parser("summary", help="print a table of a spec's layers, shapes and parameters",
+                            description="Print the layers, output shapes and parameter counts of a spec.")
+    s.add_argument("spec", help="network spec (.toml or .json)")
+    s.set_defaults(run=_summary)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 rendering failed, 2 bad input)."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command == "plot" and args.output is None and args.format not in (None, "dot"):
+            args.parser.error(f"--format {args.format} needs an output file: add -o FILE")
+    except SystemExit as exc:  # argparse has printed the usage error (status 2) or the help (0)
+        return int(exc.code or 0)
+    try:
+        return args.run(args)
+    except RenderError as exc:
+        print(f"minigraph {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except (MinigraphError, OSError, ValueError) as exc:
+        print(f"minigraph {args.command}: error: {exc}", file=sys.stderr)
+        return 2
