@@ -3,6 +3,7 @@ rule, forward and vjp of its ops side by side."""
 from . import elementwise  # noqa: F401  (modules register their public functions in EXPORTS)
 from . import dropout  # noqa: F401
 from . import linalg  # noqa: F401
+from . import normalization  # noqa: F401
 from . import reductions  # noqa: F401
 from . import shape_ops  # noqa: F401
 from .base import EXPORTS

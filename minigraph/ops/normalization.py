@@ -1,0 +1,196 @@
+"""Normalization ops: batch normalization (running statistics, train/eval mode) and layer normalization.
+
+``batch_normalization`` normalizes with the statistics of the minibatch in training mode
+(``ctx.training``) and folds them into running estimates kept in two :class:`~minigraph.graph.Constant`
+nodes, updated in place; in eval mode it normalizes with those running estimates. ``spatial=True``
+shares one mean/variance per channel (axis 0 of the static shape) over the batch and every spatial
+position, as convolutional networks want; ``spatial=False`` keeps one per element.
+``layer_normalization`` normalizes each sample over all its static axes.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..graph import Constant
+from ..shapes import InferredDimension, shape_str
+from .base import Inferred, Op, ShapeError, align, export, make, register_op, unbroadcast
+
+
+def _normalized(x: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    inv = 1.0 / np.sqrt(var + x.dtype.type(eps))
+    return (x - mean) * inv, inv
+
+
+def _normalized_grad(dxhat: np.ndarray, xhat: np.ndarray, inv: np.ndarray, axes: tuple) -> np.ndarray:
+    """Gradient w.r.t. ``x`` of ``xhat = (x - mean(x)) / sqrt(var(x) + eps)`` with statistics over ``axes``."""
+    count = math.prod(dxhat.shape[a] for a in axes)
+    return inv / count * (count * dxhat - dxhat.sum(axes, keepdims=True)
+                          - xhat * (dxhat * xhat).sum(axes, keepdims=True))
+
+
+class BatchNormOp(Op):
+    """Inputs: operand ``(C, *spatial)`` (or any shape when not spatial), scale, bias, running mean,
+    running variance, all of the statistics shape ``(C,)`` (spatial) or the operand's shape."""
+
+    name = "BatchNormalization"
+    saves_output = False
+
+    def infer(self, in_shapes, in_dtypes, attrs, label):
+        shape = tuple(in_shapes[0])
+        if attrs["spatial"] and not shape:
+            raise ShapeError(f"{label}: spatial batch normalization needs an operand with a channel axis; got a "
+                             f"scalar shape ()")
+        stats = shape[:1] if attrs["spatial"] else shape
+        filled = {}
+        for slot, what in ((1, "scale"), (2, "bias"), (3, "running_mean"), (4, "running_var")):
+            given = tuple(in_shapes[slot])
+            if len(given) == len(stats) and all(g == InferredDimension or g == s for g, s in zip(given, stats)):
+                if given != stats:
+                    filled[slot] = stats
+                continue
+            per = "per channel (axis 0)" if attrs["spatial"] else "per element (spatial=False)"
+            raise ShapeError(f"{label}: {what} has shape {shape_str(given)}; expected {shape_str(stats)} for an operand "
+                             f"of shape {shape_str(shape)} ({per})")
+        return Inferred(shape, input_shapes=filled)
+
+    @staticmethod
+    def _layout(step):
+        """Reduction axes of the arrays (batch axis 0 included) and the broadcastable statistics shape."""
+        rank = len(step.in_shapes[0])
+        if step.attrs["spatial"]:
+            return (0,) + tuple(range(2, rank + 1)), (1, step.in_shapes[0][0]) + (1,) * (rank - 1)
+        return (0,), (1, *step.in_shapes[0])
+
+    def forward(self, step, xs, ctx):
+        x, scale, bias, running_mean, running_var = xs
+        axes, stats = self._layout(step)
+        eps = step.attrs["epsilon"]
+        if ctx.training:
+            mean, var = x.mean(axes, keepdims=True), x.var(axes, keepdims=True)
+            self._update_running(step, x.shape[0], mean, var)
+        else:
+            mean, var = running_mean.reshape(stats), running_var.reshape(stats)
+        xhat, inv = _normalized(x, mean, var, eps)
+        y = scale.reshape(stats) * xhat + bias.reshape(stats)
+        return y, (xhat, inv, ctx.training)
+
+    @staticmethod
+    def _update_running(step, batch: int, mean: np.ndarray, var: np.ndarray) -> None:
+        """``running = (1 - m) * running + m * batch statistic``, in place in the Constant nodes.
+
+        ``m`` is ``momentum`` when given, else CNTK's ``1 - exp(-batch / normalization_time_constant)``
+        (time constant 0: the last minibatch only; infinite: never updated).
+        """
+        momentum = step.attrs["momentum"]
+        if momentum is None:
+            tc = step.attrs["normalization_time_constant"]
+            momentum = 1.0 if tc == 0 else -math.expm1(-batch / tc)
+        for node, value in zip(step.node.inputs_direct[3:], (mean, var)):
+            running = node.value
+            running *= 1.0 - momentum
+            running += momentum * value.reshape(running.shape)
+
+    def vjp(self, step, g, xs, y, residual, needs):
+        xhat, inv, training = residual
+        axes, stats = self._layout(step)
+        scale = xs[1].reshape(stats)
+        grads = [None] * 5
+        if needs[0]:
+            dxhat = g * scale
+            grads[0] = _normalized_grad(dxhat, xhat, inv, axes) if training else dxhat * inv
+        if needs[1]:
+            grads[1] = (g * xhat).sum(axes).reshape(step.in_array_shapes[1])
+        if needs[2]:
+            grads[2] = g.sum(axes).reshape(step.in_array_shapes[2])
+        return grads
+
+
+BATCH_NORM = register_op(BatchNormOp())
+
+
+def _check_number(value, arg: str, fn: str, minimum: float, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < minimum:
+        raise ValueError(f"{fn}: {arg} must be a number >= {minimum}, got {value!r}")
+    return float(value)
+
+
+@export
+def batch_normalization(operand, scale, bias, running_mean, running_var, spatial: bool = True,
+                        normalization_time_constant: float = 5000, momentum: float | None = None,
+                        epsilon: float = 1e-5, name: str = ""):
+    """``scale * (x - mean) / sqrt(var + epsilon) + bias`` with minibatch statistics in training mode
+    and the running statistics (Constants, updated in place while training) in eval mode.
+
+    Shapes: ``operand (C, *spatial)``; ``scale``, ``bias``, ``running_mean``, ``running_var`` ``(C,)``
+    when ``spatial`` (statistics over batch and spatial positions), else the operand's shape
+    (statistics over the batch only). ``momentum`` (0..1) overrides CNTK's
+    ``normalization_time_constant`` (in samples): ``m = 1 - exp(-N / time_constant)`` per minibatch of
+    ``N`` samples. The running variance tracks the biased minibatch variance.
+    """
+    if not isinstance(spatial, bool):
+        raise TypeError(f"batch_normalization: spatial must be a bool, got {spatial!r}")
+    tc = _check_number(normalization_time_constant, "normalization_time_constant", "batch_normalization", 0)
+    m = _check_number(momentum, "momentum", "batch_normalization", 0, allow_none=True)
+    if m is not None and m > 1:
+        raise ValueError(f"batch_normalization: momentum must lie in [0, 1], got {momentum!r}")
+    eps = _check_number(epsilon, "epsilon", "batch_normalization", 0)
+    for what, node in (("running_mean", running_mean), ("running_var", running_var)):
+        if not isinstance(node, Constant):
+            raise TypeError(f"batch_normalization: {what} must be a Constant (its value is updated in place "
+                            f"while training), got {node!r}")
+    attrs = {"spatial": spatial, "normalization_time_constant": tc, "momentum": m, "epsilon": eps}
+    return make(BATCH_NORM, [operand, scale, bias, running_mean, running_var], attrs, name)
+
+
+class LayerNormOp(Op):
+    """Inputs: operand, scale, bias; scale and bias broadcast against the operand's static shape."""
+
+    name = "LayerNormalization"
+    saves_output = False
+
+    def infer(self, in_shapes, in_dtypes, attrs, label):
+        shape = tuple(in_shapes[0])
+        for slot, what in ((1, "scale"), (2, "bias")):
+            given = tuple(in_shapes[slot])
+            fits = len(given) <= len(shape) and all(g == 1 or g == s for g, s in zip(given[::-1], shape[::-1]))
+            if not fits:
+                raise ShapeError(f"{label}: {what} of shape {shape_str(given)} does not broadcast to the operand's "
+                                 f"shape {shape_str(shape)}; use () for one value or a trailing part of the shape")
+        return Inferred(shape)
+
+    @staticmethod
+    def _axes(step):
+        return tuple(range(1, len(step.in_shapes[0]) + 1))
+
+    def forward(self, step, xs, ctx):
+        x, scale, bias = xs
+        axes, rank = self._axes(step), len(step.in_shapes[0])
+        xhat, inv = _normalized(x, x.mean(axes, keepdims=True), x.var(axes, keepdims=True), step.attrs["epsilon"])
+        return align(scale, rank) * xhat + align(bias, rank), (xhat, inv)
+
+    def vjp(self, step, g, xs, y, residual, needs):
+        xhat, inv = residual
+        rank = len(step.in_shapes[0])
+        grads = [None] * 3
+        if needs[0]:
+            grads[0] = _normalized_grad(g * align(xs[1], rank), xhat, inv, self._axes(step))
+        if needs[1]:
+            grads[1] = unbroadcast(g * xhat, step.in_array_shapes[1])
+        if needs[2]:
+            grads[2] = unbroadcast(g, step.in_array_shapes[2])
+        return grads
+
+
+LAYER_NORM = register_op(LayerNormOp())
+
+
+@export
+def layer_normalization(operand, scale, bias, epsilon: float = 1e-5, name: str = ""):
+    """``scale * (x - mean) / sqrt(var + epsilon) + bias`` with mean and variance over all static axes
+    of each sample. ``scale``/``bias`` broadcast against the operand (``()`` for one value each)."""
+    eps = _check_number(epsilon, "epsilon", "layer_normalization", 0)
+    return make(LAYER_NORM, [operand, scale, bias], {"epsilon": eps}, name)

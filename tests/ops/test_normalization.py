@@ -1,0 +1,127 @@
+"""Batch and layer normalization: values against numpy, train/eval behaviour, running statistics,
+gradients against finite differences in both modes."""
+import math
+
+import numpy as np
+import pytest
+
+import minigraph as mg
+from gradcheck import check_gradients, param, variable
+
+
+def _bn(shape, spatial=True, momentum=None, time_constant=5000, seed=0):
+    rng = np.random.default_rng(seed)
+    x = variable(shape, "x")
+    stats = shape[:1] if spatial else shape
+    scale = param(rng.uniform(0.5, 1.5, stats), "scale")
+    bias = param(rng.uniform(-0.5, 0.5, stats), "bias")
+    mean = mg.constant(rng.uniform(-0.2, 0.2, stats), name="running_mean")
+    var = mg.constant(rng.uniform(0.5, 2.0, stats), name="running_var")
+    y = mg.batch_normalization(x, scale, bias, mean, var, spatial=spatial, momentum=momentum,
+                               normalization_time_constant=time_constant)
+    return x, y, scale, bias, mean, var
+
+
+def _reference(data, scale, bias, mean, var, axes, eps=1e-5):
+    keep = [1 if a in axes else n for a, n in enumerate(data.shape)]
+    return scale.reshape(keep) * (data - mean.reshape(keep)) / np.sqrt(var.reshape(keep) + eps) + bias.reshape(keep)
+
+
+@pytest.mark.parametrize("shape,spatial,axes", [((3, 4, 5), True, (0, 2, 3)), ((2, 6), True, (0, 2)),
+                                                 ((4,), False, (0,)), ((2, 3, 3), False, (0,))])
+def test_batch_norm_training_uses_batch_statistics(shape, spatial, axes):
+    x, y, scale, bias, mean, var = _bn(shape, spatial)
+    data = np.random.default_rng(1).standard_normal((5, *shape)) * 3 + 1
+    out = y.eval({x: data}, training=True)
+    expected = _reference(data, scale.value, bias.value, data.mean(axes), data.var(axes), axes)
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_batch_norm_eval_uses_running_statistics_and_leaves_them():
+    x, y, scale, bias, mean, var = _bn((3, 4, 4))
+    before = mean.value.copy(), var.value.copy()
+    data = np.random.default_rng(2).standard_normal((2, 3, 4, 4))
+    out = y.eval({x: data})
+    np.testing.assert_allclose(out, _reference(data, scale.value, bias.value, *before, (0, 2, 3)), rtol=1e-12)
+    np.testing.assert_array_equal(mean.value, before[0])
+    np.testing.assert_array_equal(var.value, before[1])
+
+
+@pytest.mark.parametrize("momentum,time_constant,expected_m", [(0.25, 5000, 0.25), (None, 0, 1.0),
+                                                               (None, 10, -math.expm1(-4 / 10)),
+                                                               (None, math.inf, 0.0)])
+def test_running_statistics_update_in_training(momentum, time_constant, expected_m):
+    x, y, scale, bias, mean, var = _bn((3, 2, 2), momentum=momentum, time_constant=time_constant)
+    old_mean, old_var = mean.value.copy(), var.value.copy()
+    data = np.random.default_rng(3).standard_normal((4, 3, 2, 2)) + 2
+    y.eval({x: data}, training=True)
+    np.testing.assert_allclose(mean.value, (1 - expected_m) * old_mean + expected_m * data.mean((0, 2, 3)))
+    np.testing.assert_allclose(var.value, (1 - expected_m) * old_var + expected_m * data.var((0, 2, 3)))
+
+
+def test_eval_after_many_training_steps_matches_training_output():
+    x, y, *_ = _bn((2, 3), momentum=1.0)
+    data = np.random.default_rng(4).standard_normal((6, 2, 3))
+    train = y.eval({x: data}, training=True)
+    np.testing.assert_allclose(y.eval({x: data}), train, rtol=1e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape,spatial", [((3, 4, 5), True), ((2, 3, 2, 2), True), ((5,), False), ((2, 3), False)])
+def test_batch_norm_gradients(shape, spatial, training):
+    x, y, scale, bias, *_ = _bn(shape, spatial, momentum=0.0)  # frozen statistics: every evaluation the same
+    data = np.random.default_rng(5).standard_normal((4, *shape))
+    check_gradients(y, {x: data}, wrt=[x, scale, bias], training=training)
+
+
+def test_batch_norm_float32_and_lazy_parameters():
+    x = mg.input_variable((3, 5, 5))
+    scale = mg.parameter((mg.InferredDimension,), init=1.0)
+    bias = mg.parameter((mg.InferredDimension,), init=0.0)
+    y = mg.batch_normalization(x, scale, bias, mg.constant(np.zeros(3, np.float32)),
+                               mg.constant(np.ones(3, np.float32)))
+    assert scale.shape == (3,) and bias.shape == (3,)
+    out = y.eval({x: np.random.default_rng(6).standard_normal((2, 3, 5, 5)).astype(np.float32)}, training=True)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out.mean((0, 2, 3)), 0, atol=1e-5)
+
+
+def test_batch_norm_symbolic_spatial_dims():
+    x = mg.input_variable((2, "H", "W"), dtype=np.float64)
+    y = mg.batch_normalization(x, param(np.ones(2)), param(np.zeros(2)), mg.constant(np.zeros(2)),
+                               mg.constant(np.ones(2)))
+    assert [str(d) for d in y.shape] == ["2", "H", "W"]
+    assert y.eval({x: np.ones((1, 2, 3, 7))}, training=True).shape == (1, 2, 3, 7)
+
+
+def test_batch_norm_errors():
+    x = mg.input_variable((3, 4))
+    one = mg.constant(np.ones(3, np.float32))
+    with pytest.raises(mg.ShapeError, match=r"scale has shape \(4,\); expected \(3,\)"):
+        mg.batch_normalization(x, mg.parameter((4,), init=1.0), one, one, one)
+    with pytest.raises(mg.ShapeError, match=r"expected \(3, 4\).*spatial=False"):
+        mg.batch_normalization(x, one, one, one, one, spatial=False)
+    with pytest.raises(TypeError, match="running_var must be a Constant"):
+        mg.batch_normalization(x, one, one, one, mg.parameter((3,), init=1.0))
+    with pytest.raises(ValueError, match="momentum"):
+        mg.batch_normalization(x, one, one, one, one, momentum=1.5)
+    with pytest.raises(ValueError, match="epsilon"):
+        mg.batch_normalization(x, one, one, one, one, epsilon=-1)
+
+
+@pytest.mark.parametrize("shape,pshape", [((6,), ()), ((3, 4), (4,)), ((2, 3, 3), (2, 3, 3)), ((2, 3, 3), (3, 1))])
+def test_layer_norm_values_and_gradients(shape, pshape):
+    rng = np.random.default_rng(7)
+    x = variable(shape, "x")
+    scale, bias = param(rng.uniform(0.5, 1.5, pshape), "s"), param(rng.uniform(-1, 1, pshape), "b")
+    y = mg.layer_normalization(x, scale, bias)
+    data = rng.standard_normal((3, *shape)) * 2 + 1
+    axes = tuple(range(1, len(shape) + 1))
+    xhat = (data - data.mean(axes, keepdims=True)) / np.sqrt(data.var(axes, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(y.eval({x: data}), scale.value * xhat + bias.value, rtol=1e-10)
+    check_gradients(y, {x: data})
+
+
+def test_layer_norm_rejects_unbroadcastable_scale():
+    with pytest.raises(mg.ShapeError, match=r"scale of shape \(3,\) does not broadcast"):
+        mg.layer_normalization(mg.input_variable((2, 4)), mg.parameter((3,), init=1.0), mg.parameter((), init=0.0))
