@@ -4,9 +4,9 @@ import math
 
 import numpy as np
 import pytest
+from gradcheck import check_gradients, param, variable
 
 import minigraph as mg
-from gradcheck import check_gradients, param, variable
 
 
 def _bn(shape, spatial=True, momentum=None, time_constant=5000, seed=0):
@@ -30,7 +30,7 @@ def _reference(data, scale, bias, mean, var, axes, eps=1e-5):
 @pytest.mark.parametrize("shape,spatial,axes", [((3, 4, 5), True, (0, 2, 3)), ((2, 6), True, (0, 2)),
                                                  ((4,), False, (0,)), ((2, 3, 3), False, (0,))])
 def test_batch_norm_training_uses_batch_statistics(shape, spatial, axes):
-    x, y, scale, bias, mean, var = _bn(shape, spatial)
+    x, y, scale, bias, *_ = _bn(shape, spatial)
     data = np.random.default_rng(1).standard_normal((5, *shape)) * 3 + 1
     out = y.eval({x: data}, training=True)
     expected = _reference(data, scale.value, bias.value, data.mean(axes), data.var(axes), axes)
@@ -51,7 +51,7 @@ def test_batch_norm_eval_uses_running_statistics_and_leaves_them():
                                                                (None, 10, -math.expm1(-4 / 10)),
                                                                (None, math.inf, 0.0)])
 def test_running_statistics_update_in_training(momentum, time_constant, expected_m):
-    x, y, scale, bias, mean, var = _bn((3, 2, 2), momentum=momentum, time_constant=time_constant)
+    x, y, _, _, mean, var = _bn((3, 2, 2), momentum=momentum, time_constant=time_constant)
     old_mean, old_var = mean.value.copy(), var.value.copy()
     data = np.random.default_rng(3).standard_normal((4, 3, 2, 2)) + 2
     y.eval({x: data}, training=True)
