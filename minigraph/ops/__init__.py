@@ -4,6 +4,7 @@ from . import elementwise  # noqa: F401  (modules register their public function
 from . import dropout  # noqa: F401
 from . import linalg  # noqa: F401
 from . import normalization  # noqa: F401
+from . import losses  # noqa: F401
 from . import reductions  # noqa: F401
 from . import shape_ops  # noqa: F401
 from .base import EXPORTS

@@ -1,0 +1,119 @@
+"""Losses and metrics: per-sample values vs numpy, gradients (incl. broadcasting), stability, errors."""
+import numpy as np
+import pytest
+
+import minigraph as mg
+from gradcheck import check_gradients, param, variable
+
+RNG = np.random.default_rng(0)
+
+
+def _np_log_softmax(x, axis):
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def _probabilities(shape):
+    return RNG.uniform(0.05, 0.95, shape)
+
+
+CASES = {
+    "squared_error": (mg.squared_error, lambda o, t: ((o - t) ** 2).reshape(len(o), -1).sum(1), RNG.standard_normal),
+    "binary_cross_entropy": (mg.binary_cross_entropy,
+                             lambda o, t: -(t * np.log(o) + (1 - t) * np.log(1 - o)).reshape(len(o), -1).sum(1),
+                             _probabilities),
+    "cross_entropy_with_softmax": (mg.cross_entropy_with_softmax,
+                                   lambda o, t: -(t * _np_log_softmax(o, -1)).reshape(len(o), -1).sum(1),
+                                   RNG.standard_normal),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("shape", [(5,), (3, 4)])
+def test_loss_values_and_gradients(name, shape):
+    fn, ref, draw = CASES[name]
+    o, t = variable(shape, "o"), variable(shape, "t")
+    loss = fn(o, t)
+    assert loss.shape == ()
+    feed = {o: draw((4, *shape)), t: _probabilities((4, *shape))}
+    out = loss.eval(feed)
+    assert out.shape == (4,)
+    np.testing.assert_allclose(out, ref(feed[o], feed[t]), rtol=1e-12)
+    check_gradients(loss, feed)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_loss_with_broadcast_target_parameter(name):
+    fn, _, draw = CASES[name]
+    o = variable((3, 4), "o")
+    t = param(_probabilities((4,)), "t")
+    check_gradients(fn(o, t), {o: draw((2, 3, 4))}, wrt=[o, t])
+
+
+def test_loss_float32_per_sample_and_reduced_for_training():
+    o, t = mg.input_variable((3,)), mg.input_variable((3,))
+    loss = mg.reduce_mean(mg.squared_error(o, t))
+    feed = {o: np.ones((2, 3), np.float32), t: np.zeros((2, 3), np.float32)}
+    out = loss.eval(feed)
+    assert out.dtype == np.float32 and out.tolist() == [3.0, 3.0]
+
+
+def test_cross_entropy_is_stable_and_matches_one_hot_formula():
+    o, t = mg.input_variable((3,)), mg.input_variable((3,))
+    scores = np.array([[1000.0, 0.0, -1000.0], [0.0, 0.0, 0.0]], np.float32)
+    onehot = np.array([[1, 0, 0], [0, 0, 1]], np.float32)
+    loss = mg.cross_entropy_with_softmax(o, t)
+    np.testing.assert_allclose(loss.eval({o: scores, t: onehot}), [0.0, np.log(3)], rtol=1e-6, atol=1e-6)
+    g = loss.grad({o: scores, t: onehot}, wrt=o)
+    np.testing.assert_allclose(g, [[0, 0, 0], [1 / 3, 1 / 3, -2 / 3]], atol=1e-6)
+
+
+def test_cross_entropy_along_a_channel_axis():
+    o, t = variable((4, 2, 3), "o"), variable((4, 2, 3), "t")
+    feed = {o: RNG.standard_normal((2, 4, 2, 3)), t: _probabilities((2, 4, 2, 3))}
+    loss = mg.cross_entropy_with_softmax(o, t, axis=0)
+    np.testing.assert_allclose(loss.eval(feed), -(feed[t] * _np_log_softmax(feed[o], 1)).sum((1, 2, 3)))
+    check_gradients(loss, feed)
+
+
+def test_binary_cross_entropy_clips_saturated_outputs():
+    o, t = mg.input_variable((2,)), mg.input_variable((2,))
+    loss = mg.binary_cross_entropy(o, t)
+    feed = {o: np.array([[0.0, 1.0]], np.float32), t: np.array([[1.0, 0.0]], np.float32)}
+    value = loss.eval(feed)
+    assert np.all(np.isfinite(value)) and value[0] > 25
+    np.testing.assert_array_equal(loss.grad(feed, wrt=o), [[0.0, 0.0]])
+
+
+def test_classification_error():
+    o, t = mg.input_variable((4,)), mg.input_variable((4,))
+    scores = np.array([[0.1, 0.7, 0.1, 0.1], [0.5, 0.2, 0.3, 0.0], [0.1, 0.3, 0.4, 0.2]], np.float32)
+    labels = np.eye(4, dtype=np.float32)[[1, 3, 1]]
+    np.testing.assert_array_equal(mg.classification_error(o, t).eval({o: scores, t: labels}), [0, 1, 1])
+    np.testing.assert_array_equal(mg.classification_error(o, t, topN=2).eval({o: scores, t: labels}), [0, 1, 0])
+    grads = mg.classification_error(o, t).grad({o: scores, t: labels}, wrt=o)
+    np.testing.assert_array_equal(grads, np.zeros_like(scores))
+
+
+def test_classification_error_averages_other_axes():
+    o, t = mg.input_variable((2, 3)), mg.input_variable((2, 3))
+    scores = np.array([[[0.9, 0.1, 0.0], [0.0, 0.1, 0.9]]], np.float32)
+    labels = np.array([[[1, 0, 0], [1, 0, 0]]], np.float32)
+    assert mg.classification_error(o, t).eval({o: scores, t: labels}).tolist() == [0.5]
+
+
+def test_loss_shape_errors_name_the_loss():
+    with pytest.raises(mg.ShapeError, match=r"SquaredError 'l': cannot broadcast shapes \(3,\) and \(4,\)"):
+        mg.squared_error(mg.input_variable((3,)), mg.input_variable((4,)), name="l")
+    with pytest.raises(mg.ShapeError, match=r"CrossEntropyWithSoftmax #\d+: axis 1 is out of range"):
+        mg.cross_entropy_with_softmax(mg.input_variable((3,)), mg.input_variable((3,)), axis=1)
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda o: mg.cross_entropy_with_softmax(o, o, axis="x"), TypeError, "axis must be an int"),
+    (lambda o: mg.classification_error(o, o, axis=0.0), TypeError, "axis must be an int"),
+    (lambda o: mg.classification_error(o, o, topN=0), ValueError, "topN must be a positive int"),
+])
+def test_loss_argument_errors(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call(mg.input_variable((3,)))
