@@ -183,8 +183,8 @@ def dim(value) -> DimLike:
             expr = sp.parse_expr(value, local_dict=names, evaluate=True)
         except Exception as exc:  # sympy raises many types for bad text
             raise ShapeError(f"cannot parse dimension {value!r}: {exc}") from None
-        if not isinstance(expr, sp.Expr) or not (expr.is_integer or expr.free_symbols):
-            raise ShapeError(f"dimension {value!r} is not an integer expression over names")
+        if not isinstance(expr, sp.Expr) or expr.is_integer is not True:  # e.g. 'H/2' or '1.5'
+            raise ShapeError(f"dimension {value!r} is not an integer expression over names (divide with //)")
         return make_dim(expr)
     raise TypeError(f"cannot use {value!r} ({type(value).__name__}) as a dimension; "
                     "use an int, a name such as 'H' or an expression such as '2*H'")
