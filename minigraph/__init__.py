@@ -4,7 +4,9 @@ from .errors import GraphError, MinigraphError, ModelFileError, RenderError, Sha
 from .graph import Constant, Function, Node, Parameter, Variable, constant, input_variable, parameter
 from .ops import *  # noqa: F401,F403  (every op as mg.NAME, like CNTK)
 from .plot import plot
+from .io import load_model, save_model
 from .rng import set_seed
+from .trainer import Trainer
 from .shapes import Dim, InferredDimension
 
 __version__ = "0.1.0"

@@ -13,7 +13,7 @@ decay). Updates happen in place, in the parameter's own dtype (float32 stays flo
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -385,5 +385,18 @@ def adam(parameters: Iterable[Parameter] | Node, lr, momentum=0.9, variance_mome
                 gradient_clipping_with_truncation=gradient_clipping_with_truncation)
 
 
-__all__ = ["Learner", "SGD", "MomentumSGD", "Adam", "Schedule", "sgd", "momentum_sgd", "nesterov", "adam",
-           "learning_parameter_schedule", "momentum_schedule", "step_decay", "cosine_decay"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "Learner",
+    "MomentumSGD",
+    "Schedule",
+    "adam",
+    "cosine_decay",
+    "learning_parameter_schedule",
+    "momentum_schedule",
+    "momentum_sgd",
+    "nesterov",
+    "sgd",
+    "step_decay",
+]

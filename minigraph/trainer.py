@@ -1,0 +1,262 @@
+"""The Trainer (CNTK's name): minibatch steps, epochs with a progress bar, checkpoints.
+
+Loss convention: the loss node gives one value per sample (its static elements are summed when
+it has any); a training step minimises the **mean** of that per-sample loss over the minibatch, so
+learners receive gradients of the mean (see :mod:`minigraph.learners`). A loss that depends on no
+fed input (batch axis of size 1) is used as it is.
+
+Several trainers may share one graph: each updates only the parameters of its own learners (a
+GAN has a discriminator trainer and a generator trainer). A NaN or infinite loss or gradient stops
+training with :class:`TrainingError` before any parameter or running statistic changes.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from . import rng
+from .errors import GraphError, ModelFileError, TrainingError
+from .graph import Node, Parameter
+from .io import library_version, read_archive, require_array, write_archive
+from .learners import Learner
+
+CHECKPOINT_FORMAT = "minigraph-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def _per_sample_mean(value: np.ndarray) -> float:
+    rows = value.shape[0]
+    return float(value.reshape(rows, -1).sum(axis=1).mean()) if value.size else float("nan")
+
+
+class Trainer:
+    """Trains ``criterion`` with ``parameter_learners``.
+
+    model: the network's output (kept for reference and checkpoints; may be None).
+    criterion: a loss node, or ``(loss, metric)``; both give one value per sample. A metric in the
+        loss's graph is read from the training forward pass; another is evaluated in eval mode.
+    parameter_learners: a learner or a list; each parameter may belong to one learner only, and
+        every learner's parameters must lie in the loss's graph.
+    """
+
+    def __init__(self, model: Node | None, criterion, parameter_learners: Learner | Sequence[Learner]):
+        loss, metric = criterion if isinstance(criterion, (tuple, list)) else (criterion, None)
+        for what, node in (("loss", loss), ("metric", metric)):
+            if node is not None and not isinstance(node, Node):
+                raise TypeError(f"Trainer: the {what} must be a graph node, got {type(node).__name__}")
+        if loss is None:
+            raise TypeError("Trainer: a loss is required")
+        learners = [parameter_learners] if isinstance(parameter_learners, Learner) else list(parameter_learners)
+        if not learners or not all(isinstance(lr, Learner) for lr in learners):
+            raise TypeError("Trainer: parameter_learners must be a learner or a non-empty list of learners")
+        owner: dict[Parameter, Learner] = {}
+        for learner in learners:
+            for p in learner.parameters:
+                if p in owner:
+                    raise GraphError(f"Trainer: {p.label} belongs to two learners; give each parameter to one")
+                if p not in loss.graph:
+                    raise GraphError(f"Trainer: {p.label} is not in the graph of the loss {loss.label}, so its "
+                                     f"gradient would always be zero")
+                owner[p] = learner
+        self.model, self.loss_function, self.evaluation_function = model, loss, metric
+        self.parameter_learners = learners
+        self._params = list(owner)
+        self._metric_in_loss = metric is not None and metric in loss.graph
+        roots = [n for n in (loss, metric, model) if n is not None]
+        self._constants = sorted({c for r in roots for c in r.constants}, key=lambda n: n.uid)
+        self._all_params = sorted({p for r in roots for p in r.parameters}, key=lambda n: n.uid)
+        self.seed = int(rng.init_rng().integers(2**63))  # default shuffling seed (see fit)
+        self.step_count = 0
+        self.total_number_of_samples_seen = 0
+        self.epochs_done = 0
+        self.previous_minibatch_loss_average: float | None = None
+        self.previous_minibatch_evaluation_average: float | None = None
+        self.previous_minibatch_sample_count = 0
+        self.history: dict[str, list] = {"loss": [], "metric": [], "seconds": [], "minibatch_loss": []}
+
+    # feeds ------------------------------------------------------------------------------------
+    def _feed_for(self, root: Node, feed: Mapping) -> dict:
+        names = {v.name for v in root.arguments}
+        return {k: v for k, v in feed.items() if (k in root.graph if isinstance(k, Node) else k in names)}
+
+    def _check_feed(self, feed: Mapping) -> None:
+        roots = [r for r in (self.loss_function, self.evaluation_function) if r is not None]
+        for key in feed:
+            if not any(key in self._feed_for(r, {key: None}) for r in roots):
+                shown = getattr(key, "label", repr(key))
+                raise GraphError(f"Trainer: feed key {shown} is an input of neither the loss nor the metric")
+
+    def _metric_value(self, state, feed: Mapping) -> float | None:
+        metric = self.evaluation_function
+        if metric is None:
+            return None
+        if self._metric_in_loss:
+            return _per_sample_mean(state.values[metric])
+        return _per_sample_mean(metric.eval(self._feed_for(metric, feed)))
+
+    # steps ------------------------------------------------------------------------------------
+    def train_minibatch(self, feed: Mapping) -> float:
+        """One update of every learner on ``feed`` (arrays with a leading batch axis, keyed by
+        input variable or name). Returns the mean per-sample loss before the update."""
+        self._check_feed(feed)
+        step = self.step_count + 1
+        loss = self.loss_function
+        saved_constants = [(c, c.value.copy()) for c in self._constants]  # running statistics may change
+        keep = [self.evaluation_function] if self._metric_in_loss else []
+        state = loss.forward(self._feed_for(loss, feed), keep=keep, training=True)
+        value = state.values[loss]
+        average = _per_sample_mean(value)
+        try:
+            if not np.isfinite(average):
+                raise TrainingError(f"step {step}: the loss {loss.label} is {average}; parameters were not updated "
+                                    f"(lower the learning rate, clip gradients, or check the inputs)")
+            grads = loss.backward(state, np.full_like(value, 1.0 / value.shape[0]), wrt=self._params)
+            bad = [p.label for p in self._params if not np.all(np.isfinite(grads[p]))]
+            if bad:
+                raise TrainingError(f"step {step}: the gradient of {', '.join(bad)} is not finite (loss {average}); "
+                                    f"parameters were not updated")
+        except TrainingError:
+            for c, v in saved_constants:
+                np.copyto(c.value, v)
+            raise
+        batch = state.program.batch
+        for learner in self.parameter_learners:
+            learner.update({p: grads[p] for p in learner.parameters}, batch)
+        self.step_count = step
+        self.total_number_of_samples_seen += batch
+        self.previous_minibatch_loss_average = average
+        self.previous_minibatch_evaluation_average = self._metric_value(state, feed)
+        self.previous_minibatch_sample_count = batch
+        self.history["minibatch_loss"].append(average)
+        return average
+
+    def test_minibatch(self, feed: Mapping) -> float:
+        """The mean per-sample metric (the loss when there is no metric) in evaluation mode."""
+        self._check_feed(feed)
+        node = self.evaluation_function if self.evaluation_function is not None else self.loss_function
+        return _per_sample_mean(node.eval(self._feed_for(node, feed)))
+
+    # epochs -----------------------------------------------------------------------------------
+    def fit(self, data: Mapping, epochs: int = 1, minibatch_size: int = 32, shuffle: bool = True,
+            seed: int | None = None, callbacks: Iterable[Callable] = (), progress: bool | None = None) -> dict:
+        """Train for ``epochs`` passes over ``data`` (input -> array of N samples), in minibatches
+        of ``minibatch_size`` (the last may be smaller).
+
+        shuffle: visit samples in a new random order each epoch, drawn from ``(seed, epoch number)``
+            (``seed`` defaults to the trainer's own, so a run restored from a checkpoint reshuffles
+            exactly as the uninterrupted run would).
+        callbacks: ``callback(trainer, logs)`` after each epoch with ``logs`` = epoch, loss, metric,
+            seconds; a callback returning True stops training.
+        progress: a tqdm bar with the running loss/metric; None shows it only when stderr is a terminal.
+        Returns :attr:`history`: per-epoch ``loss``, ``metric``, ``seconds`` and every ``minibatch_loss``.
+        """
+        arrays = {k: np.asarray(v) for k, v in data.items()}
+        sizes = {len(v) for v in arrays.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"fit: every input needs the same number of samples, got {sorted(sizes)}")
+        n = sizes.pop()
+        if isinstance(minibatch_size, bool) or not isinstance(minibatch_size, int) or minibatch_size <= 0:
+            raise ValueError(f"fit: minibatch_size must be a positive int, got {minibatch_size!r}")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"fit: epochs must be an int >= 0, got {epochs!r}")
+        show = sys.stderr.isatty() if progress is None else bool(progress)
+        batches = -(-n // minibatch_size)
+        with tqdm(total=epochs * batches, disable=not show, unit="mb", dynamic_ncols=True) as bar:
+            for e in range(epochs):
+                bar.set_description(f"epoch {e + 1}/{epochs}")
+                logs = self._epoch(arrays, n, minibatch_size, shuffle, seed, bar)
+                stops = [cb(self, logs) is True for cb in callbacks]  # every callback sees every epoch
+                if any(stops):
+                    break
+        return self.history
+
+    def _epoch(self, arrays: dict, n: int, minibatch_size: int, shuffle: bool, seed: int | None, bar) -> dict:
+        order = (np.random.default_rng([self.seed if seed is None else seed, self.epochs_done]).permutation(n)
+                 if shuffle else np.arange(n))
+        start, loss_sum, metric_sum = time.perf_counter(), 0.0, 0.0
+        for b in range(0, n, minibatch_size):
+            idx = order[b:b + minibatch_size]
+            loss = self.train_minibatch({k: v[idx] for k, v in arrays.items()})
+            metric = self.previous_minibatch_evaluation_average
+            loss_sum += loss * len(idx)
+            metric_sum += (metric or 0.0) * len(idx)
+            bar.set_postfix(loss=f"{loss:.4g}", **({} if metric is None else {"metric": f"{metric:.4g}"}))
+            bar.update()
+        self.epochs_done += 1
+        logs = {"epoch": self.epochs_done, "loss": loss_sum / n,
+                "metric": None if self.evaluation_function is None else metric_sum / n,
+                "seconds": time.perf_counter() - start}
+        for key in ("loss", "metric", "seconds"):
+            self.history[key].append(logs[key])
+        return logs
+
+    # checkpoints ------------------------------------------------------------------------------
+    def save_checkpoint(self, path) -> None:
+        """Write parameters, constants (running statistics), learner states, counters, history and
+        the global random state to ``path`` (atomically), so that :meth:`restore_from_checkpoint`
+        continues bit-for-bit."""
+        arrays = {f"param{i}": p.value for i, p in enumerate(self._all_params)}
+        arrays.update({f"const{i}": c.value for i, c in enumerate(self._constants)})
+        learner_states = []
+        for j, learner in enumerate(self.parameter_learners):
+            state = learner.state_dict()
+            for i, slots in enumerate(state.pop("slots")):
+                arrays.update({f"learner{j}_p{i}_{k}": v for k, v in slots.items()})
+            state["slot_names"] = [sorted(s) for s in learner.slots]
+            learner_states.append(state)
+        manifest = {
+            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "minigraph_version": library_version(),
+            "parameters": [[p.name, list(p.value.shape), p.value.dtype.name] for p in self._all_params],
+            "constants": [[c.name, list(c.value.shape)] for c in self._constants],
+            "learners": learner_states, "rng": rng.get_state(), "history": self.history,
+            "counters": {"step_count": self.step_count, "samples": self.total_number_of_samples_seen,
+                         "epochs_done": self.epochs_done, "seed": self.seed},
+        }
+        write_archive(path, manifest, arrays)
+
+    def restore_from_checkpoint(self, path) -> None:
+        """Load what :meth:`save_checkpoint` wrote into this trainer's graph (built the same way)."""
+        manifest, arrays = read_archive(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)
+        backups = [learner.state_dict() for learner in self.parameter_learners]
+        try:
+            self._restore(manifest, arrays, path)
+        except Exception as exc:
+            for learner, backup in zip(self.parameter_learners, backups):
+                learner.load_state_dict(backup)
+            if isinstance(exc, ModelFileError) or not isinstance(exc, (KeyError, TypeError, ValueError)):
+                raise
+            raise ModelFileError(f"{path}: checkpoint does not fit this trainer ({type(exc).__name__}: {exc})") from None
+
+    def _restore(self, manifest: dict, arrays: dict, path) -> None:
+        saved = manifest["parameters"]
+        mine = [[p.name, list(p.value.shape), p.value.dtype.name] for p in self._all_params]
+        if saved != mine:
+            raise ModelFileError(f"{path}: checkpoint parameters {saved} do not match this trainer's {mine}")
+        if len(manifest["learners"]) != len(self.parameter_learners):
+            raise ModelFileError(f"{path}: checkpoint has {len(manifest['learners'])} learners; this trainer has "
+                                 f"{len(self.parameter_learners)}")
+        values = [require_array(arrays, f"param{i}", path, p.value.shape) for i, p in enumerate(self._all_params)]
+        consts = [require_array(arrays, f"const{i}", path, c.value.shape) for i, c in enumerate(self._constants)]
+        if len(manifest["constants"]) != len(self._constants):
+            raise ModelFileError(f"{path}: checkpoint has {len(manifest['constants'])} constants; this trainer's "
+                                 f"graph has {len(self._constants)}")
+        for j, (learner, state) in enumerate(zip(self.parameter_learners, manifest["learners"])):
+            slots = [{k: require_array(arrays, f"learner{j}_p{i}_{k}", path) for k in names}
+                     for i, names in enumerate(state.pop("slot_names"))]
+            learner.load_state_dict({**state, "slots": slots})
+        for p, v in zip(self._all_params, values):
+            np.copyto(p.value, v)
+        for c, v in zip(self._constants, consts):
+            np.copyto(c.value, v)
+        counters = manifest["counters"]
+        self.step_count, self.total_number_of_samples_seen = counters["step_count"], counters["samples"]
+        self.epochs_done, self.seed = counters["epochs_done"], counters["seed"]
+        self.history = {k: list(v) for k, v in manifest["history"].items()}
+        rng.set_state(manifest["rng"])
+
+
+__all__ = ["Trainer"]

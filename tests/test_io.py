@@ -1,0 +1,202 @@
+"""Model files and checkpoints: round trips, bit-for-bit resume, bad files, atomic writes."""
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import minigraph as mg
+from minigraph import io as mgio
+from minigraph import learners as L
+from minigraph.graph import name_scope
+
+
+def _mlp(dtype=np.float32):
+    mg.set_seed(0)
+    x = mg.input_variable((2, "H"), dtype=dtype, name="x")
+    with name_scope("block", "Dense"):
+        W = mg.parameter((2, 4), name="W")
+        h = mg.relu(mg.times(mg.transpose(x, (1, 0)), W), name="h")
+    y = mg.reduce_mean(mg.dropout(h, 0.5) * mg.constant(np.arange(4.0), dtype=dtype), axis=1, name="y")
+    return x, y
+
+
+def test_round_trip_keeps_structure_values_and_outputs(tmp_path):
+    x, y = _mlp()
+    path = tmp_path / "m.mgz"
+    y.save(path)
+    z = mg.load_model(path)
+    assert z is not y and z.name == "y" and z.shape == y.shape and z.dtype == y.dtype
+    assert [v.name for v in z.arguments] == ["x"] and str(z.arguments[0].shape[1]) == "H"
+    assert [n.op_name for n in z.topological_order()] == [n.op_name for n in y.topological_order()]
+    assert [n.attributes for n in z.topological_order() if hasattr(n, "op")] == \
+           [n.attributes for n in y.topological_order() if hasattr(n, "op")]
+    h = z.find_by_name("h")
+    assert [(s.name, s.kind) for s in h.scope] == [("block", "Dense")]
+    data = np.random.default_rng(0).standard_normal((3, 2, 5)).astype(np.float32)
+    np.testing.assert_array_equal(z.eval({"x": data}), y.eval({x: data}))
+    np.testing.assert_array_equal(z.eval({"x": data}, training=True, seed=4), y.eval({x: data}, training=True, seed=4))
+    for a, b in zip(z.parameters, y.parameters):
+        assert a.name == b.name and a.value.dtype == b.value.dtype
+        np.testing.assert_array_equal(a.value, b.value)
+
+
+def test_float64_and_tuple_attributes_survive(tmp_path):
+    _x, y = _mlp(np.float64)
+    s = mg.slice(y, 0, 1, 3)
+    s.op_attributes["note"] = (1, (2.5, "a"), [None, True])  # tuples must come back as tuples
+    mg.io.save_model(s, tmp_path / "m")
+    z = mg.load_model(tmp_path / "m")
+    assert z.dtype == np.float64 and z.op_attributes["note"] == (1, (2.5, "a"), [None, True])
+
+
+def test_save_rejects_unsavable_attributes_and_keeps_old_file(tmp_path):
+    _x, y = _mlp()
+    path = tmp_path / "m.mgz"
+    y.save(path)
+    before = path.read_bytes()
+    y.op_attributes["bad"] = object()
+    with pytest.raises(TypeError, match="cannot be saved"):
+        y.save(path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["m.mgz"]
+
+
+def test_failed_write_never_destroys_the_previous_file(tmp_path, monkeypatch):
+    _x, y = _mlp()
+    path = tmp_path / "m.mgz"
+    y.save(path)
+    before = path.read_bytes()
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(mgio.np, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        y.save(path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.mgz"]
+
+
+def _corrupt(path, how):
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "foreign":
+        path.write_bytes(b"GIF89a not a model at all")
+    elif how == "foreign zip":
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("hello.txt", "hi")
+    elif how in ("newer", "checkpoint", "missing array"):
+        with zipfile.ZipFile(path) as zf:
+            members = {n: zf.read(n) for n in zf.namelist()}
+        manifest = json.loads(members["manifest.json"])
+        if how == "newer":
+            manifest["version"] = 99
+        elif how == "checkpoint":
+            manifest["format"] = "minigraph-checkpoint"
+        else:
+            members = {n: v for n, v in members.items() if not n.startswith("p")}
+        members["manifest.json"] = json.dumps(manifest).encode()
+        with zipfile.ZipFile(path, "w") as zf:
+            for n, v in members.items():
+                zf.writestr(n, v)
+    elif how == "flipped byte":
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo("manifest.json")
+        raw = bytearray(data)
+        offset = info.header_offset + 30 + len(info.filename) + len(info.extra) + 2
+        raw[offset] ^= 0xFF
+        path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("how, message", [
+    ("truncated", "truncated"), ("empty", "truncated"), ("foreign", "not a minigraph model file"),
+    ("foreign zip", "without manifest.json"), ("newer", "version 99 was written by a newer minigraph"),
+    ("checkpoint", "not a 'minigraph-model' file"), ("missing array", "is missing"),
+    ("flipped byte", "corrupted|truncated"),
+])
+def test_bad_files_give_clear_errors(tmp_path, how, message):
+    _x, y = _mlp()
+    path = tmp_path / "m.mgz"
+    y.save(path)
+    _corrupt(path, how)
+    with pytest.raises(mg.ModelFileError, match=message):
+        mg.load_model(path)
+
+
+def test_unknown_op_in_file(tmp_path):
+    _x, y = _mlp()
+    path = tmp_path / "m.mgz"
+    y.save(path)
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    manifest = json.loads(members["manifest.json"])
+    next(r for r in manifest["nodes"] if r.get("op") == "ReLU")["op"] = "Frobnicate"
+    members["manifest.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, v in members.items():
+            zf.writestr(n, v)
+    with pytest.raises(mg.ModelFileError, match="'Frobnicate'"):
+        mg.load_model(path)
+
+
+def test_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        mg.load_model(tmp_path / "nope.mgz")
+
+
+# checkpoints ----------------------------------------------------------------------------------
+def _training_setup(init_seed):
+    """A small net with dropout (random op) and batch normalization (running statistics)."""
+    mg.set_seed(init_seed)
+    x = mg.input_variable(3, name="x")
+    t = mg.input_variable(1, name="t")
+    h = mg.times(x, mg.parameter((3, 8), name="W1"))
+    h = mg.batch_normalization(h, mg.parameter((8,), init=1.0), mg.parameter((8,), init=0.0),
+                               mg.constant(np.zeros(8, np.float32)), mg.constant(np.ones(8, np.float32)),
+                               spatial=False, momentum=0.1)
+    y = mg.times(mg.dropout(mg.tanh(h), 0.2), mg.parameter((8, 1), name="W2"))
+    loss = mg.squared_error(y, t)
+    trainer = mg.Trainer(y, loss, [L.adam([p for p in y.parameters if p.name == "W1"], 0.01),
+                                   L.momentum_sgd([p for p in y.parameters if p.name != "W1"], 0.05, 0.9)])
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3)).astype(np.float32)
+    data = {x: X, t: np.sin(X.sum(1, keepdims=True))}
+    return trainer, y, data
+
+
+def _state(y):
+    return [p.value.copy() for p in y.parameters] + [c.value.copy() for c in y.constants]
+
+
+def test_checkpoint_resume_is_bit_for_bit(tmp_path):
+    mg.set_seed(11)
+    trainer, y, data = _training_setup(0)
+    trainer.fit(data, epochs=2, minibatch_size=8)
+    trainer.save_checkpoint(tmp_path / "ck")
+    trainer.fit(data, epochs=2, minibatch_size=8)
+    uninterrupted, history = _state(y), trainer.history
+
+    resumed, y2, data2 = _training_setup(5)      # different initial values: all must come from the file
+    resumed.restore_from_checkpoint(tmp_path / "ck")
+    resumed.fit(data2, epochs=2, minibatch_size=8)
+    for a, b in zip(uninterrupted, _state(y2)):
+        np.testing.assert_array_equal(a, b)
+    for key in ("loss", "minibatch_loss"):
+        assert resumed.history[key] == history[key]
+    assert resumed.step_count == trainer.step_count == 20
+
+
+def test_checkpoint_does_not_fit_another_graph(tmp_path):
+    trainer, y, _data = _training_setup(0)
+    trainer.save_checkpoint(tmp_path / "ck")
+    x = mg.input_variable(3)
+    w = mg.parameter((3, 1))
+    other = mg.Trainer(None, mg.squared_error(mg.times(x, w), mg.input_variable(1)), L.sgd([w], 0.1))
+    with pytest.raises(mg.ModelFileError, match="do not match"):
+        other.restore_from_checkpoint(tmp_path / "ck")
+    y.save(tmp_path / "model")
+    with pytest.raises(mg.ModelFileError, match="not a 'minigraph-checkpoint' file"):
+        trainer.restore_from_checkpoint(tmp_path / "model")

@@ -1,0 +1,151 @@
+"""Trainer: convergence, mean-loss gradients, NaN safety, shared graphs (GAN), progress, callbacks."""
+import numpy as np
+import pytest
+
+import minigraph as mg
+from minigraph import learners as L
+
+
+def _regression(seed=0, dtype=np.float32):
+    """``y = x W + b`` with a per-sample squared error against ``t``; data from a known line."""
+    mg.set_seed(seed)
+    x = mg.input_variable(3, dtype=dtype, name="x")
+    t = mg.input_variable(1, dtype=dtype, name="t")
+    W = mg.parameter((3, 1), name="W")
+    b = mg.parameter((1,), init=0.0, name="b")
+    y = mg.times(x, W) + b
+    loss = mg.square(y - t)
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((96, 3)).astype(dtype)
+    T = (X @ np.array([[1.0], [-2.0], [0.5]]) + 0.3).astype(dtype)
+    return x, t, W, b, y, loss, X, T
+
+
+def test_fit_converges_on_a_tiny_regression():
+    x, t, W, b, y, loss, X, T = _regression()
+    trainer = mg.Trainer(y, loss, L.momentum_sgd(y.parameters, 0.05, 0.9))
+    history = trainer.fit({x: X, "t": T}, epochs=30, minibatch_size=16, seed=1)
+    assert len(history["loss"]) == 30 and len(history["minibatch_loss"]) == 30 * 6
+    assert history["loss"][-1] < 1e-4 < history["loss"][0]
+    np.testing.assert_allclose(W.value.ravel(), [1.0, -2.0, 0.5], atol=1e-2)
+    np.testing.assert_allclose(b.value, [0.3], atol=1e-2)
+    assert trainer.total_number_of_samples_seen == 30 * 96 and trainer.step_count == 180
+    assert trainer.test_minibatch({x: X, t: T}) < 1e-4
+
+
+def test_step_uses_the_gradient_of_the_mean_loss():
+    x, t, W, b, y, loss, X, T = _regression(dtype=np.float64)
+    w0, b0 = W.value.copy(), b.value.copy()
+    trainer = mg.Trainer(y, loss, L.sgd([W, b], 0.1))
+    reported = trainer.train_minibatch({x: X[:8], t: T[:8]})
+    residual = X[:8] @ w0 + b0 - T[:8]
+    assert reported == pytest.approx(np.mean(residual ** 2))
+    np.testing.assert_allclose(W.value, w0 - 0.1 * (2 * X[:8].T @ residual / 8))
+    np.testing.assert_allclose(b.value, b0 - 0.1 * (2 * residual.mean(0)))
+    assert trainer.previous_minibatch_loss_average == reported and trainer.previous_minibatch_sample_count == 8
+
+
+def test_metric_is_averaged_per_sample():
+    x, t, W, b, y, loss, X, T = _regression(dtype=np.float64)
+    metric = mg.abs(y - t)
+    trainer = mg.Trainer(y, (loss, metric), L.sgd(y.parameters, 0.0))
+    trainer.train_minibatch({x: X, t: T})
+    expected = np.mean(np.abs(X @ W.value + b.value - T))
+    assert trainer.previous_minibatch_evaluation_average == pytest.approx(expected)
+    assert trainer.test_minibatch({x: X, t: T}) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_loss_stops_and_leaves_parameters_untouched(bad):
+    x, t, W, b, y, loss, X, T = _regression()
+    trainer = mg.Trainer(y, loss, L.momentum_sgd(y.parameters, 0.1, 0.9))
+    trainer.train_minibatch({x: X[:4], t: T[:4]})
+    before = [p.value.copy() for p in (W, b)]
+    T_bad = T[:4].copy()
+    T_bad[2] = bad
+    with pytest.raises(mg.TrainingError, match="step 2: the loss"):
+        trainer.train_minibatch({x: X[:4], t: T_bad})
+    for p, v in zip((W, b), before):
+        np.testing.assert_array_equal(p.value, v)
+    assert trainer.step_count == 1 and trainer.parameter_learners[0].count == 1
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero", "ignore:invalid value")
+def test_non_finite_gradient_is_caught_too():
+    x = mg.input_variable(1, dtype=np.float64, name="x")
+    w = mg.parameter(init=np.array([0.0]), name="w")
+    loss = mg.sqrt(mg.abs(x * w))   # finite at w = 0, infinite derivative
+    trainer = mg.Trainer(None, loss, L.sgd([w], 0.1))
+    with pytest.raises(mg.TrainingError, match="gradient of Parameter 'w' is not finite"):
+        trainer.train_minibatch({x: np.ones((2, 1))})
+    assert w.value[0] == 0.0
+
+
+def test_two_trainers_on_a_shared_graph_update_only_their_own_parameters():
+    """A GAN in miniature: D scores real and generated samples, G tries to fool D."""
+    mg.set_seed(3)
+    z = mg.input_variable(2, name="z")
+    real = mg.input_variable(2, name="real")
+    Wg = mg.parameter((2, 2), name="Wg")
+    Wd = mg.parameter((2, 1), name="Wd")
+    fake = mg.times(z, Wg)
+    d_real, d_fake = mg.times(real, Wd), mg.times(fake, Wd)
+    d_loss = mg.softplus(-d_real) + mg.softplus(d_fake)   # -log D(real) - log(1 - D(fake))
+    g_loss = mg.softplus(-d_fake)
+    d_trainer = mg.Trainer(d_real, d_loss, L.sgd([Wd], 0.1))
+    g_trainer = mg.Trainer(fake, g_loss, L.sgd([Wg], 0.1))
+    rng = np.random.default_rng(0)
+    feed = {z: rng.standard_normal((8, 2)), real: rng.standard_normal((8, 2)) + 3}
+    g0, d0 = Wg.value.copy(), Wd.value.copy()
+    d_trainer.train_minibatch(feed)
+    np.testing.assert_array_equal(Wg.value, g0)
+    assert not np.array_equal(Wd.value, d0)
+    d1 = Wd.value.copy()
+    g_trainer.train_minibatch({z: feed[z]})
+    np.testing.assert_array_equal(Wd.value, d1)
+    assert not np.array_equal(Wg.value, g0)
+
+
+def test_trainer_rejects_misconfigurations():
+    x, t, W, b, y, loss, X, T = _regression()
+    stray = mg.parameter((2,), name="stray")
+    with pytest.raises(mg.GraphError, match="not in the graph of the loss"):
+        mg.Trainer(y, loss, L.sgd([W, stray], 0.1))
+    with pytest.raises(mg.GraphError, match="two learners"):
+        mg.Trainer(y, loss, [L.sgd([W], 0.1), L.sgd([W, b], 0.1)])
+    with pytest.raises(TypeError, match="learner"):
+        mg.Trainer(y, loss, [])
+    trainer = mg.Trainer(y, loss, L.sgd([W, b], 0.1))
+    with pytest.raises(mg.GraphError, match="neither the loss nor the metric"):
+        trainer.train_minibatch({x: X, t: T, "typo": T})
+    with pytest.raises(ValueError, match="same number of samples"):
+        trainer.fit({x: X, t: T[:5]})
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(capsys):
+    x, t, _W, _b, y, loss, X, T = _regression()
+    trainer = mg.Trainer(y, loss, L.sgd(y.parameters, 0.01))
+    trainer.fit({x: X, t: T}, epochs=1, minibatch_size=32)            # stderr is captured: not a terminal
+    trainer.fit({x: X, t: T}, epochs=1, minibatch_size=32, progress=False)
+    assert capsys.readouterr().err == ""
+    trainer.fit({x: X, t: T}, epochs=2, minibatch_size=32, progress=True)
+    err = capsys.readouterr().err
+    assert "epoch 2/2" in err and "loss=" in err
+
+
+def test_callbacks_see_each_epoch_and_can_stop():
+    x, t, _W, _b, y, loss, X, T = _regression()
+    trainer = mg.Trainer(y, loss, L.sgd(y.parameters, 0.01))
+    seen = []
+    history = trainer.fit({x: X, t: T}, epochs=5, minibatch_size=32,
+                          callbacks=[lambda tr, logs: seen.append(logs["epoch"]), lambda tr, logs: logs["epoch"] == 2])
+    assert seen == [1, 2] and len(history["loss"]) == 2 and trainer.epochs_done == 2
+
+
+def test_shuffle_is_reproducible_from_the_seed():
+    results = []
+    for _ in range(2):
+        x, t, W, _b, y, loss, X, T = _regression()
+        mg.Trainer(y, loss, L.sgd(y.parameters, 0.05)).fit({x: X, t: T}, epochs=2, minibatch_size=10, seed=7)
+        results.append(W.value.copy())
+    np.testing.assert_array_equal(*results)
