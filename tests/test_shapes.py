@@ -1,0 +1,116 @@
+"""Symbolic dimensions: parsing, simplification, printing, equality, ordering, substitution, broadcasting."""
+import numpy as np
+import pytest
+
+import minigraph as mg
+from minigraph.shapes import (Dim, as_shape, broadcast_shapes, ceil_div, dim, is_known, is_static, names_of,
+                              num_elements, shape_str, subs_shape)
+
+H, W = dim("H"), dim("W")
+
+
+@pytest.mark.parametrize("text,printed", [("H", "H"), ("2*H - 1", "2*H - 1"), ("2*H-1", "2*H - 1"),
+                                          ("(H + 1)//2", "(H + 1)//2"), ("H//2", "H//2"), ("W*H", "H*W"),
+                                          ("H + H", "2*H"), ("(2*H)//2", "H")])
+def test_parse_and_print(text, printed):
+    d = dim(text)
+    assert isinstance(d, Dim) and str(d) == printed and repr(d) == f"Dim('{printed}')"
+
+
+@pytest.mark.parametrize("name", ["N", "I", "E", "S", "Q", "O", "beta", "gamma", "pi", "zeta"])
+def test_names_that_are_sympy_builtins_stay_plain_names(name):
+    d = dim(name)
+    assert d.names == (name,) and str(d) == name
+    assert str(dim(f"2*{name} + 1")) == f"2*{name} + 1"
+    assert d.subs({name: 3}) == 3
+
+
+def test_ints_stay_ints():
+    assert dim(5) == 5 and type(dim(5)) is int
+    assert type(dim(np.int64(4))) is int and dim(3.0) == 3 and type(dim(3.0)) is int
+    assert dim("4//2") == 2 and type(dim("4//2")) is int
+    assert type(H - H) is int and H - H == 0
+    assert type((2 * H + 2) // 2 - H) is int
+
+
+def test_arithmetic_simplifies():
+    assert 2 * H - H == H
+    assert str(H * 2 - 1) == "2*H - 1"
+    assert str(1 - H) == "1 - H"
+    assert str(-H) == "-H"
+    assert (2 * H) // 2 == H
+    assert str(ceil_div(H, 2)) == "(H + 1)//2"
+    assert ceil_div(7, 2) == 4 and ceil_div(8, 2) == 4
+    assert str(12 // H) == "12//H"
+
+
+def test_equality_and_hashing():
+    assert dim("H*W") == dim("W*H") and hash(dim("H*W")) == hash(dim("W*H"))
+    assert H != W and H != 3 and 3 != H
+    assert len({H, dim("H"), W, H + 0}) == 2
+    assert (H == "H") is False  # strings are not dims: compare dims with dims
+
+
+def test_ordering_where_decidable():
+    assert H + 1 > H and H >= 1 and H < H + 1 and 0 < H and H <= 2 * H
+    with pytest.raises(TypeError, match="cannot decide H > 3 for every value of H"):
+        _ = H > 3
+    with pytest.raises(TypeError, match="cannot decide"):
+        _ = H < W
+
+
+def test_symbolic_dims_have_no_int_value():
+    with pytest.raises(TypeError, match="dimension H is symbolic: it has no value until H is bound"):
+        int(H)
+    with pytest.raises(TypeError, match="until H, W are bound"):
+        range(H * W)
+    assert bool(H)
+
+
+def test_substitution():
+    d = dim("(H + 1)//2")
+    assert d.subs({"H": 4}) == 2 and d.subs({"H": 5}) == 3
+    partial = dim("2*H - W").subs({"H": 4})
+    assert isinstance(partial, Dim) and str(partial) == "8 - W"
+    assert subs_shape((3, H, dim("2*W")), {"H": 4, "W": 5}) == (3, 4, 10)
+    assert names_of((3, H, dim("H*W"))) == {"H", "W"}
+
+
+@pytest.mark.parametrize("bad,exc,match", [
+    ("H +", mg.ShapeError, "cannot parse dimension 'H \\+'"),
+    ("H/2", mg.ShapeError, "not an integer expression .*divide with //"),
+    ("1.5", mg.ShapeError, "not an integer expression"),
+    ("H < 2", mg.ShapeError, "not an integer expression"),
+    (True, TypeError, "is a bool"),
+    (2.5, TypeError, "cannot use 2.5"),
+    (None, TypeError, "cannot use None"),
+])
+def test_bad_dimensions(bad, exc, match):
+    with pytest.raises(exc, match=match):
+        dim(bad)
+
+
+def test_as_shape_and_predicates():
+    assert as_shape(None) == () and as_shape(3) == (3,) and as_shape("H") == (H,)
+    assert as_shape((3, "H", "2*W")) == (3, H, 2 * W)
+    with pytest.raises(TypeError, match=r"shape \(3, 1.5\)"):
+        as_shape((3, 1.5))
+    assert is_known(3) and not is_known(H)
+    assert is_static((3, 4)) and not is_static((3, H)) and not is_static((3, -1))
+
+
+def test_shape_str_and_num_elements():
+    assert shape_str(()) == "()" and shape_str((5,)) == "(5,)" and shape_str((H, W, 5)) == "(H, W, 5)"
+    assert shape_str((dim("2*H - 1"),)) == "(2*H - 1,)"
+    assert num_elements(()) == 1 and num_elements((2, 3)) == 6
+    assert str(num_elements((3, H, W))) == "3*H*W"
+
+
+def test_broadcast_shapes_symbolic():
+    assert broadcast_shapes([(3, H), (1, H)]) == (3, H)
+    assert broadcast_shapes([(H, 1), (5,)]) == (H, 5)
+    assert broadcast_shapes([(H,), ()]) == (H,)
+    with pytest.raises(mg.ShapeError, match=r"ctx: cannot broadcast shapes \(H,\) and \(5,\): axis -1 has sizes H and 5"):
+        broadcast_shapes([(H,), (5,)], context="ctx: ")
+    with pytest.raises(mg.ShapeError, match="sizes H and W"):
+        broadcast_shapes([(H,), (W,)])
