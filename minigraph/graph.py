@@ -344,12 +344,12 @@ class Parameter(Node):
 
 
 class Constant(Node):
-    """A fixed tensor. A Python scalar has no dtype of its own and adopts that of what it meets."""
+    """A fixed tensor. A Python scalar or list has no dtype of its own and adopts that of what it meets."""
 
     kind = "Constant"
 
     def __init__(self, value, dtype=None, name=""):
-        weak = isinstance(value, (int, float)) and not isinstance(value, bool) and dtype is None
+        weak = isinstance(value, (int, float, list, tuple)) and not isinstance(value, bool) and dtype is None
         arr = np.asarray(value)
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"constant '{name}': value of dtype {arr.dtype} is not numeric")
