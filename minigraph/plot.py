@@ -46,6 +46,8 @@ _LAYER_STYLE = 'shape=box3d, style="filled", fillcolor="#ebe4f5", color="#5b4a8a
 _CLUSTER_FILL = ("#f6f5fb", "#eceaf5", "#e2dfef")  # by nesting depth, so nested layers stand out
 _MUTED = "#555555"
 _MAX_VALUE_CHARS = 48
+_ROW_CHARS = 36  # attribute lines of an op box are packed up to this length
+_SEPARATOR = " · "
 
 
 @dataclass
@@ -281,10 +283,21 @@ def _node_label(node: Node, show_shapes: bool) -> str:
     elif isinstance(node, Constant) and node.value.size == 1:
         rows.append(_small(f"= {_esc(format_value(float(node.value.reshape(()))))}"))
     elif isinstance(node, Function):
-        for key, value in node.op.describe(node.attributes).items():
-            if value is not None:
-                rows.append(_small(f"{_esc(key)} {_esc(format_value(value))}"))
+        items = [f"{key} {format_value(value)}" for key, value in node.op.describe(node.attributes).items()
+                 if value is not None]
+        rows += [_small(_esc(line)) for line in _pack(items)]
     return _table(rows)
+
+
+def _pack(items: list[str], width: int = _ROW_CHARS) -> list[str]:
+    """Short attribute texts share a line (``strides (2, 2) · groups 1``), so op boxes stay compact."""
+    lines: list[str] = []
+    for item in items:
+        if lines and len(lines[-1]) + len(_SEPARATOR) + len(item) <= width:
+            lines[-1] += _SEPARATOR + item
+        else:
+            lines.append(item)
+    return lines
 
 
 def _layer_title(scope: Scope) -> str:

@@ -114,6 +114,40 @@ def test_resolved_attributes_from_describe_are_shown():
     assert edges == [("n0", "n1", "(5,)")]
 
 
+def box_of(boxes: dict, first_words: str) -> str:
+    """The one label that starts with ``first_words``."""
+    (label,) = [words(t) for t in boxes.values() if words(t).startswith(first_words)]
+    return label
+
+
+def test_convolution_boxes_show_geometry_and_resolved_pads():
+    h = mg.input_variable((32, 2, 2), name="h")
+    W = mg.parameter((32, 8, 3, 3), init=mg.initializers.glorot_uniform(seed=1), name="W")
+    y = mg.convolution_transpose(W, h, strides=2, auto_padding=[False, True, True], output_shape=(4, 4),
+                                 name="up1")
+    boxes, edges = parse_dot(mg.plot(y))
+    label = box_of(boxes, "ConvolutionTranspose up1")
+    assert label.startswith("ConvolutionTranspose up1 (8, 4, 4)")
+    for shown in ("kernel_shape (3, 3)", "strides (2, 2)", "dilation (1, 1)", "groups 1", "lower_pad (1, 1)",
+                  "upper_pad (0, 0)", "output_shape (4, 4)"):
+        assert shown in label, shown
+    assert (y.attributes["lower_pad"], y.attributes["upper_pad"]) == ((1, 1), (0, 0))  # resolved, not given
+    assert box_of(boxes, "Parameter W") == "Parameter W (32, 8, 3, 3) 2,304 values"
+    assert sorted(e[2] for e in edges) == ["(32, 2, 2)", "(32, 8, 3, 3)"]
+
+
+def test_convolution_on_symbolic_sizes_shows_expressions_and_pads():
+    x = mg.input_variable((3, "H", "W"), name="x")
+    W = mg.parameter((3, 4, 3, 3), init=mg.initializers.glorot_uniform(seed=1), name="W")
+    y = mg.convolution_transpose(W, x, strides=2, auto_padding=[False, True, True], name="up")
+    boxes, edges = parse_dot(mg.plot(mg.relu(y)))
+    label = box_of(boxes, "ConvolutionTranspose up")
+    assert label.startswith("ConvolutionTranspose up (4, 2*H - 1, 2*W - 1)")
+    assert "lower_pad (1, 1)" in label and "upper_pad (1, 1)" in label
+    assert "output_shape (2*H - 1, 2*W - 1)" in label
+    assert "(4, 2*H - 1, 2*W - 1)" in [e[2] for e in edges]
+
+
 def test_symbolic_dims_print_as_expressions():
     x = mg.input_variable((3, "H", "W"), name="x")
     y = mg.relu(x * 2 - 1)
