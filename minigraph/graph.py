@@ -395,6 +395,7 @@ class Op:
     saves_inputs = True   # whether vjp reads xs (lets the engine free values early)
     saves_output = True   # whether vjp reads y
     differentiable = True
+    uses_bindings = False  # if True, the run-time shape pass adds attrs["bindings"] (name -> int) for infer
 
     def infer(self, in_shapes, in_dtypes, attrs, label) -> Inferred:
         raise NotImplementedError(f"{type(self).__name__} has no shape rule")

@@ -149,7 +149,8 @@ def bind(order: list, bindings: Mapping[str, int], batch: int) -> Bound:
             shapes[node] = shape
             continue
         in_shapes = [shapes[x] for x in node.inputs_direct]
-        result = node.op.infer(in_shapes, [x.dtype for x in node.inputs_direct], node.op_attributes, node.label)
+        rule_attrs = {**node.op_attributes, "bindings": dict(bindings)} if node.op.uses_bindings else node.op_attributes
+        result = node.op.infer(in_shapes, [x.dtype for x in node.inputs_direct], rule_attrs, node.label)
         expected = subs_shape(node.shape, bindings)
         if tuple(result.shape) != tuple(expected):
             raise ShapeError(f"{node.label}: with {_show(bindings)} the output shape is {shape_str(result.shape)}, "
