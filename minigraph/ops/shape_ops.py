@@ -10,7 +10,7 @@ import builtins
 import numpy as np
 
 from ..graph import Node, as_node, normalize_dtype
-from ..shapes import Dim, dim, is_known, make_dim, num_elements, shape_str
+from ..shapes import Dim, as_shape, dim, is_known, names_of, num_elements, shape_str, subs_shape
 from .base import Inferred, Op, ShapeError, check_axis, export, make, register_op
 
 
@@ -21,25 +21,15 @@ def _check_no_inferred(shape, label: str) -> None:
 
 
 # reshape --------------------------------------------------------------------------------------
-def _bind_names(pattern, shape) -> dict:
-    """Values of the plain names of ``pattern`` (the input's build-time shape) in ``shape``."""
-    values = {}
-    for p, d in zip(pattern, shape):
-        p = dim(p)
-        if isinstance(p, Dim) and p.expr.is_Symbol:
-            values[p.expr] = d.expr if isinstance(d, Dim) else d
-    return values
-
-
 class ReshapeOp(Op):
     name = "Reshape"
     saves_inputs = saves_output = False
+    uses_bindings = True  # named target dims get their sizes from the run's bindings
 
     def infer(self, in_shapes, in_dtypes, attrs, label):
         shape = tuple(in_shapes[0])
         _check_no_inferred(shape, label)
-        values = _bind_names(attrs.get("names_from", ()), shape)
-        target = [make_dim(dim(t).expr.subs(values)) if isinstance(dim(t), Dim) else dim(t) for t in attrs["shape"]]
+        target = list(subs_shape(as_shape(attrs["shape"]), attrs.get("bindings", {})))
         total = num_elements(shape)
         wanted = f"cannot reshape {shape_str(shape)} ({total} elements) to {shape_str(target)}"
         if -1 in [d for d in target if is_known(d)]:
@@ -68,8 +58,8 @@ RESHAPE = register_op(ReshapeOp())
 def reshape(x, shape, name: str = "") -> Node:
     """``x`` with static shape ``shape`` (same number of elements; the batch axis is kept).
 
-    One entry may be -1 (computed). Entries may be names or expressions (``"H*W"``) over names that
-    are plain dims of ``x``'s shape, e.g. ``(3, "H", "W") -> ("H*W", 3)``.
+    One entry may be -1 (computed). Entries may be names or expressions over the names in ``x``'s
+    shape: ``(3, "H", "W") -> ("H*W", 3)``, and back ``("H*W", 3) -> (3, "H", "W")``.
     """
     x = as_node(x)
     target = [dim(d) for d in ((shape,) if isinstance(shape, (int, str, Dim)) else shape)]
@@ -79,14 +69,11 @@ def reshape(x, shape, name: str = "") -> Node:
     if bad:
         raise ValueError(f"reshape: shape {shape_str(target)} has invalid size {bad[0]}; sizes are positive (or -1)")
     attrs = {"shape": [d if is_known(d) else str(d) for d in target]}
-    names = {n for d in target if isinstance(d, Dim) for n in d.names}
-    if names:
-        plain = {d.names[0] for d in x.shape if isinstance(d, Dim) and d.expr.is_Symbol}
-        if not names <= plain:
-            raise ShapeError(f"reshape: shape {shape_str(target)} uses {', '.join(sorted(names - plain))}, which "
-                             f"{'is' if len(names - plain) == 1 else 'are'} not a plain dim of the input "
-                             f"{shape_str(x.shape)}; use -1 for the one dimension to compute")
-        attrs["names_from"] = [d if is_known(d) else str(d) for d in x.shape]
+    unknown = names_of(target) - names_of(x.shape)
+    if unknown:
+        raise ShapeError(f"reshape: shape {shape_str(target)} uses {', '.join(sorted(unknown))}, which "
+                         f"{'does' if len(unknown) == 1 else 'do'} not occur in the input shape {shape_str(x.shape)}; "
+                         f"use -1 for the one dimension to compute")
     return make(RESHAPE, [x], attrs, name)
 
 
