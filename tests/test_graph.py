@@ -84,7 +84,8 @@ def test_parameter_value_get_and_set_is_shape_checked():
     assert w.value.shape == (2, 3) and np.all(w.value == 1.0)
     w.value = np.arange(6.0).reshape(2, 3)
     assert w.value.dtype == np.float32 and w.value[1, 2] == 5.0
-    with pytest.raises(mg.ShapeError, match=r"Parameter 'w': cannot assign a value of shape \(3, 2\); expected \(2, 3\)"):
+    with pytest.raises(mg.ShapeError,
+                       match=r"Parameter 'w': cannot assign a value of shape \(3, 2\); expected \(2, 3\)"):
         w.value = np.zeros((3, 2))
     source = np.ones((2, 3))
     w.value = source

@@ -34,7 +34,8 @@ def test_symbolic_graph_runs_for_several_bindings():
 
 
 @pytest.mark.parametrize("build,match", [
-    (lambda: mg.plus(mg.input_variable((3, 4)), mg.input_variable((5, 4))), r"cannot broadcast shapes \(3, 4\) and \(5, 4\)"),
+    (lambda: mg.plus(mg.input_variable((3, 4)), mg.input_variable((5, 4))),
+     r"cannot broadcast shapes \(3, 4\) and \(5, 4\)"),
     (lambda: mg.plus(mg.input_variable(("H",)), mg.input_variable(("W",))), "sizes H and W"),
     (lambda: mg.times(mg.input_variable((4,)), mg.parameter((3, 2))), "size 4 in left but 3 in right"),
     (lambda: mg.reduce_sum(mg.input_variable((2,)), axis=1), "axis 1 is out of range"),

@@ -110,7 +110,8 @@ def test_broadcast_shapes_symbolic():
     assert broadcast_shapes([(3, H), (1, H)]) == (3, H)
     assert broadcast_shapes([(H, 1), (5,)]) == (H, 5)
     assert broadcast_shapes([(H,), ()]) == (H,)
-    with pytest.raises(mg.ShapeError, match=r"ctx: cannot broadcast shapes \(H,\) and \(5,\): axis -1 has sizes H and 5"):
+    with pytest.raises(mg.ShapeError,
+                       match=r"ctx: cannot broadcast shapes \(H,\) and \(5,\): axis -1 has sizes H and 5"):
         broadcast_shapes([(H,), (5,)], context="ctx: ")
     with pytest.raises(mg.ShapeError, match="sizes H and W"):
         broadcast_shapes([(H,), (W,)])

@@ -1,8 +1,6 @@
 """Dropout: inverted dropout while training, identity otherwise."""
 from __future__ import annotations
 
-import numpy as np
-
 from .base import Inferred, Op, export, make, register_op
 
 
