@@ -1,7 +1,7 @@
 """Measure one transposed-convolution workload: minigraph against its peers, speed and memory.
 
-Frameworks are timed one after another (all repeats of one, then the next) so that one library's
-idle-spinning worker threads do not slow the other's calls. Before timing, every peer's output and
+Frameworks take turns in every timing round (see :func:`~benchmarks.timing.best_times`), so a
+busy spell on the shared machine hits all of them alike. Before timing, every peer's output and
 gradients are compared with minigraph's: a ratio between different computations would mean nothing.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 
 from . import ours
 from .peers import onnxruntime_runner, torch_runner
-from .timing import Settings, best_time, peak_bytes
+from .timing import SETTLE_S, Settings, best_times, peak_bytes
 from .workloads import Workload
 
 MEMORY_CHUNKS = (0, 8, 1)
@@ -67,11 +67,11 @@ def measure_workload(w: Workload, settings: Settings, threads: int, memory: bool
     if bad:
         raise AssertionError(f"{w.name}: minigraph disagrees with a peer (max relative error {bad})")
 
-    times = {}
-    for peer, runner in runners.items():
-        times[peer] = {"forward_s": best_time(runner.forward, settings)}
-        if runner.forward_backward is not None:
-            times[peer]["fwd_bwd_s"] = best_time(runner.forward_backward, settings)
+    fns = {(peer, "forward_s"): r.forward for peer, r in runners.items()}
+    fns.update({(peer, "fwd_bwd_s"): r.forward_backward for peer, r in runners.items() if r.forward_backward})
+    times: dict = {peer: {} for peer in runners}
+    for (peer, key), seconds in best_times(fns, settings, SETTLE_S).items():
+        times[peer][key] = seconds
     mine = times["minigraph"]
     ratios = {f"{kind}_vs_{peer}": mine[key] / t[key]
               for peer, t in times.items() if peer != "minigraph"

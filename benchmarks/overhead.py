@@ -12,7 +12,7 @@ import numpy as np
 
 import minigraph as mg
 
-from .timing import Settings, best_time
+from .timing import Settings, best_times
 
 CHAIN_LENGTH = 20
 
@@ -61,9 +61,8 @@ def _chain_raw(x: np.ndarray):
 
 
 def _measure(name, nodes, graph_fwd, graph_fwd_bwd, raw_fwd, raw_fwd_bwd, settings: Settings) -> dict:
-    times = {key: best_time(fn, settings) for key, fn in
-             (("graph_forward_s", graph_fwd), ("graph_fwd_bwd_s", graph_fwd_bwd),
-              ("raw_forward_s", raw_fwd), ("raw_fwd_bwd_s", raw_fwd_bwd))}
+    times = best_times({"graph_forward_s": graph_fwd, "graph_fwd_bwd_s": graph_fwd_bwd,
+                        "raw_forward_s": raw_fwd, "raw_fwd_bwd_s": raw_fwd_bwd}, settings)
     return {"name": name, "function_nodes": nodes, **times,
             "forward_us_per_node": (times["graph_forward_s"] - times["raw_forward_s"]) / nodes * 1e6,
             "fwd_bwd_us_per_node": (times["graph_fwd_bwd_s"] - times["raw_fwd_bwd_s"]) / nodes * 1e6}

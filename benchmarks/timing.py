@@ -1,7 +1,8 @@
 """Timing and memory measurement: min-of-N wall time per call, tracemalloc peak per call.
 
 The minimum over repeats is the least noisy estimate of what the code itself costs on a machine
-that other processes share (noise only ever adds time). Calls shorter than ``min_repeat_s`` are
+that other processes share (noise only ever adds time); functions compared with each other are
+timed in alternation (:func:`best_times`). Calls shorter than ``min_repeat_s`` are
 looped so that each repeat lasts at least that long, and the per-call time is reported.
 """
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import gc
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 
@@ -23,32 +24,53 @@ class Settings:
     warmup: int = 2
 
 
-FULL = Settings()
-QUICK = Settings(repeats=3, min_repeat_s=0.02, warmup=1)
+FULL = Settings(repeats=15)
+QUICK = Settings(repeats=5, min_repeat_s=0.02, warmup=1)
 SMOKE = Settings(repeats=1, min_repeat_s=0.0, warmup=1)
 
+SETTLE_S = 0.1
+"""Pause before timing another library's call (see :func:`best_times`)."""
 
-def best_time(fn: Callable[[], object], settings: Settings) -> float:
-    """Minimum over ``settings.repeats`` of the mean seconds per call of ``fn``."""
-    for _ in range(settings.warmup):
+
+def best_times(fns: Mapping[str, Callable[[], object]], settings: Settings, settle_s: float = 0.0) -> dict[str, float]:
+    """Minimum over ``settings.repeats`` rounds of the mean seconds per call of each function.
+
+    The functions take turns within every round, so that when other processes load the machine
+    for a while, every function is measured both in the quiet and in the busy moments. With
+    ``settle_s > 0`` each turn starts with a pause and one untimed call: worker threads of the
+    library that ran before (OpenBLAS, OpenMP) keep spinning for a while after a call and would
+    otherwise steal the cores from the next library's threads.
+    """
+    numbers = {}
+    best = {}
+    for key, fn in fns.items():
+        for _ in range(settings.warmup):
+            fn()
+        start = time.perf_counter()
         fn()
-    start = time.perf_counter()
-    fn()
-    single = time.perf_counter() - start
-    number = max(1, int(settings.min_repeat_s / single) if single > 0 else 1)
+        best[key] = time.perf_counter() - start
+        numbers[key] = max(1, int(settings.min_repeat_s / best[key]) if best[key] > 0 else 1)
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection in the middle of a repeat is noise, not the code's cost
     try:
-        best = single
         for _ in range(settings.repeats):
-            start = time.perf_counter()
-            for _ in range(number):
-                fn()
-            best = min(best, (time.perf_counter() - start) / number)
+            for key, fn in fns.items():
+                if settle_s > 0:
+                    time.sleep(settle_s)
+                    fn()
+                start = time.perf_counter()
+                for _ in range(numbers[key]):
+                    fn()
+                best[key] = min(best[key], (time.perf_counter() - start) / numbers[key])
     finally:
         if gc_was_enabled:
             gc.enable()
     return best
+
+
+def best_time(fn: Callable[[], object], settings: Settings) -> float:
+    """Minimum over ``settings.repeats`` of the mean seconds per call of ``fn``."""
+    return best_times({"fn": fn}, settings)["fn"]
 
 
 def peak_bytes(fn: Callable[[], object]) -> int:

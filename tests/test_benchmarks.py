@@ -1,0 +1,105 @@
+"""Smoke test of the benchmark suite's machinery on tiny workloads (seconds; no timing assertions).
+
+Checks the shape of results.json and RESULTS.md, that minigraph's results do not depend on
+``max_temp_mem_size_in_samples``, and that peers (when installed) compute the same thing.
+"""
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import ours, report, suite
+from benchmarks.__main__ import main
+from benchmarks.convs import MEMORY_CHUNKS
+from benchmarks.machine import SLOW_BLAS_VARIABLES, blas_environment_warnings
+from benchmarks.peers import installed
+from benchmarks.timing import SMOKE
+from benchmarks.workloads import TINY_WORKLOADS, WORKLOADS, Workload, select
+
+TIMES = ("forward_s", "fwd_bwd_s")
+
+
+@pytest.fixture(scope="module")
+def results():
+    return suite.run(TINY_WORKLOADS, SMOKE, threads=2, sgd_batch=2, mode="smoke", log=lambda *a: None)
+
+
+def test_results_json_structure(results, tmp_path):
+    json_path, md_path = report.write(results, str(tmp_path))
+    loaded = json.loads(open(json_path).read())
+    assert set(loaded) >= {"mode", "settings", "date", "machine", "gemm_peak", "workloads", "overhead", "sgd_step",
+                           "targets", "elapsed_s"}
+    assert loaded["gemm_peak"]["gflops"] > 0
+    assert {"cpu", "cores", "threads", "blas", "versions", "env_warnings"} <= set(loaded["machine"])
+    assert any(b["user_api"] == "blas" for b in loaded["machine"]["blas"])
+    assert [w["name"] for w in loaded["workloads"]] == [w.name for w in TINY_WORKLOADS]
+    peers = [p for p in ("torch", "onnxruntime") if installed(p)]
+    for row in loaded["workloads"]:
+        assert all(row["times"]["minigraph"][k] > 0 for k in TIMES)
+        assert set(row["times"]) == {"minigraph", *peers}
+        if "torch" in peers:
+            assert set(row["ratios"]) >= {"forward_vs_torch", "fwd_bwd_vs_torch"}
+            assert max(row["max_rel_err"].values()) < 1e-4
+        assert [m["max_temp_mem_size_in_samples"] for m in row["memory"]] == list(MEMORY_CHUNKS)
+        for m in row["memory"]:
+            assert m["forward_peak_bytes"] > 0 and m["fwd_bwd_peak_bytes"] > 0 and m["budget_bytes"] > 0
+            assert m["max_rel_diff"] < 1e-5
+    assert [o["function_nodes"] for o in loaded["overhead"]] == [1, 20]
+    for t in loaded["targets"]:
+        assert set(t) == {"what", "limit", "measured", "unit", "passed"}
+        assert (t["passed"] is None) == (t["measured"] is None)
+    text = open(md_path).read()
+    for heading in ("Transposed convolution", "Peak temporary memory", "Framework overhead", "SGD step", "Targets"):
+        assert heading in text
+    assert all(w.name in text for w in TINY_WORKLOADS)
+
+
+@pytest.mark.parametrize("w", TINY_WORKLOADS, ids=lambda w: w.name)
+def test_results_do_not_depend_on_chunk_size(w):
+    x, W = w.arrays()
+    outs = []
+    for k in MEMORY_CHUNKS:
+        runner = ours.build(w, x, W, k).runner()
+        outs.append((runner.forward(), *runner.forward_backward()))
+    assert outs[0][0].shape == w.y_shape
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_peer_geometry_matches_minigraph_shapes():
+    """Every real workload builds in minigraph with the output shape its pads promise."""
+    for w in WORKLOADS:
+        x = np.zeros(w.x_shape[1:], np.float32)[None]
+        assert tuple(ours.build(w, x, np.zeros(w.w_shape, np.float32)).y.shape) == w.y_shape[1:]
+
+
+def test_select_by_name_group_and_pattern():
+    assert [w.name for w in select(WORKLOADS, ["conv1d"])] == ["conv1d"]
+    assert len(select(WORKLOADS, ["dcgan"])) == 5
+    assert [w.name for w in select(WORKLOADS, ["mnist*_k5"])] == ["mnist1_k5", "mnist2_k5"]
+    assert select(WORKLOADS, None) == WORKLOADS
+
+
+def test_auto_padding_resolves_as_semantics_says():
+    # SEMANTICS.md worked cases: (n, K, s, output_shape) -> (lo, hi)
+    for n, k, s, out, pads in [(4, 3, 2, None, (1, 1)), (4, 3, 2, 8, (1, 0)), (4, 4, 2, None, (1, 2)),
+                               (4, 4, 2, 8, (1, 1)), (14, 5, 2, 28, (2, 1))]:
+        w = Workload("w", "2d", 1, 1, 1, (n,), k, s, pad=None, output_shape=None if out is None else (out,))
+        assert w.pads() == [pads]
+
+
+def test_blas_environment_warning_names_the_variable():
+    assert blas_environment_warnings({}) == []
+    warnings = blas_environment_warnings({name: "Haswell" for name in SLOW_BLAS_VARIABLES})
+    assert len(warnings) == 2
+    assert all(name in w and "env -u" in w for name, w in zip(SLOW_BLAS_VARIABLES, warnings))
+
+
+def test_command_line_writes_a_selection(tmp_path, capsys):
+    assert main(["--quick", "--only", "overhead", "--out", str(tmp_path)]) == 0
+    loaded = json.loads((tmp_path / "results.json").read_text())
+    assert loaded["mode"] == "quick" and loaded["workloads"] == [] and len(loaded["overhead"]) == 2
+    assert "Framework overhead" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--only", "no_such_workload"])
