@@ -40,10 +40,8 @@ class _ConvolutionOp(Op):
         channels = x_shape[0] if rr else 1
         groups = _check_options(attrs, label)
         w_full, out_channels = self._channels(w_shape, channels, groups, x_shape, label)
-        strides = geo.check_ints(geo.per_axis(attrs["strides"], "strides", rank, kernel, label, 1),
-                                 "strides", label, kernel, 1)
-        dilation = geo.check_ints(geo.per_axis(attrs["dilation"], "dilation", rank, kernel, label, 1),
-                                  "dilation", label, kernel, 1)
+        strides = geo.per_axis_ints(attrs["strides"], "strides", rank, kernel, label, 1)
+        dilation = geo.per_axis_ints(attrs["dilation"], "dilation", rank, kernel, label, 1)
         modes = _pad_modes(attrs, rank, kernel, label)
         spatial = x_shape[rr:]
         out, lower, upper = self._resolve(spatial, kernel, strides, dilation, modes, out_channels, attrs, label)
@@ -214,9 +212,8 @@ def _pad_modes(attrs, rank, kernel, label) -> tuple:
     """Per-axis pad modes; explicit ``lower_pad``/``upper_pad`` (a missing one is 0) take precedence."""
     lower, upper = attrs["lower_pad"], attrs["upper_pad"]
     if lower is None and upper is None:
-        modes = geo.per_axis(attrs["auto_padding"], "auto_padding", rank, kernel, label, False)
-        return geo.check_pad_modes(modes, label, kernel)
-    pads = [geo.check_ints(geo.per_axis(0 if v is None else v, arg, rank, kernel, label, 0), arg, label, kernel, 0)
+        return geo.per_axis_pad_modes(attrs["auto_padding"], rank, kernel, label)
+    pads = [geo.per_axis_ints(0 if v is None else v, arg, rank, kernel, label, 0)
             for arg, v in (("lower_pad", lower), ("upper_pad", upper))]
     return tuple(zip(*pads))
 

@@ -48,28 +48,28 @@ def _show(value) -> str:
     return repr(tuple(value)) if isinstance(value, list) else repr(value)
 
 
-def check_ints(values: Sequence, arg: str, label: str, kernel_shape: Sequence, minimum: int) -> tuple[int, ...]:
-    """Per-axis ints ``>= minimum`` (strides, dilation: 1; pads: 0); bools and floats are rejected."""
-    out = []
+def per_axis_ints(value, arg: str, rank: int, kernel_shape: Sequence, label: str, minimum: int) -> tuple[int, ...]:
+    """Per-axis ints ``>= minimum`` (strides, dilation: 1, channel entry 1; pads: 0, channel entry 0).
+    Bools and floats are rejected; messages show the value as given."""
+    values = per_axis(value, arg, rank, kernel_shape, label, minimum)
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"{label}: {arg} must hold ints, got {_show(values)} for kernel shape "
-                            f"{tuple(kernel_shape)}")
+            raise TypeError(f"{label}: {arg} must hold ints, got {_show(value)} for kernel shape {tuple(kernel_shape)}")
         if v < minimum:
             what = "positive" if minimum == 1 else "non-negative"
-            raise ValueError(f"{label}: {arg}={_show(values)} must be {what} on every axis (kernel shape "
+            raise ValueError(f"{label}: {arg}={_show(value)} must be {what} on every axis (kernel shape "
                              f"{tuple(kernel_shape)})")
-        out.append(v)
-    return tuple(out)
+    return values
 
 
-def check_pad_modes(values: Sequence, label: str, kernel_shape: Sequence) -> tuple:
-    """Per-axis ``auto_padding`` entries: bools or one of :data:`STRING_MODES`."""
+def per_axis_pad_modes(value, rank: int, kernel_shape: Sequence, label: str) -> tuple:
+    """Per-axis ``auto_padding``: bools or one of :data:`STRING_MODES` (channel entry ``False``)."""
+    values = per_axis(value, "auto_padding", rank, kernel_shape, label, False)
     for v in values:
         if not (isinstance(v, bool) or v in STRING_MODES):
-            raise ValueError(f"{label}: auto_padding={_show(values)} (kernel shape {tuple(kernel_shape)}): each entry "
+            raise ValueError(f"{label}: auto_padding={_show(value)} (kernel shape {tuple(kernel_shape)}): each entry "
                              f"must be True, False, 'valid', 'same_upper' or 'same_lower', got {v!r}")
-    return tuple(values)
+    return values
 
 
 def effective_kernel(k: int, d: int) -> int:
