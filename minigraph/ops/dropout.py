@@ -21,7 +21,7 @@ class DropoutOp(Op):
         if not ctx.training or rate == 0.0:
             return xs[0], None
         x = xs[0]
-        mask = (ctx.rng.random(x.shape) >= rate).astype(x.dtype) / x.dtype.type(1.0 - rate)
+        mask = (ctx.rng.random(x.shape, dtype=x.dtype) >= rate).astype(x.dtype) / x.dtype.type(1.0 - rate)
         return x * mask, mask
 
     def vjp(self, step, g, xs, y, residual, needs):
