@@ -137,13 +137,13 @@ def pooling(operand, pooling_type: str, pooling_window_shape, strides=1, auto_pa
     label = f"pooling '{name}'" if name else "pooling"
     if pooling_type not in (MAX_POOLING, AVG_POOLING):
         raise ValueError(f"{label}: pooling_type must be {MAX_POOLING!r} or {AVG_POOLING!r}, got {pooling_type!r}")
-    window = pooling_window_shape if isinstance(pooling_window_shape, (list, tuple)) else (pooling_window_shape,)
-    window = geo.check_ints(window, "pooling_window_shape", label, window, 1)
+    window = tuple(pooling_window_shape) if isinstance(pooling_window_shape, (list, tuple)) else (pooling_window_shape,)
     if not window:
         raise ValueError(f"{label}: pooling_window_shape must have at least one axis")
     rank = len(window)
-    strides = geo.check_ints(geo.per_axis(strides, "strides", rank, window, label, 1), "strides", label, window, 1)
-    modes = geo.check_pad_modes(geo.per_axis(auto_padding, "auto_padding", rank, window, label, False), label, window)
+    window = geo.per_axis_ints(window, "pooling_window_shape", rank, window, label, 1)
+    strides = geo.per_axis_ints(strides, "strides", rank, window, label, 1)
+    modes = geo.per_axis_pad_modes(auto_padding, rank, window, label)
     attrs = {"pooling_type": pooling_type, "pooling_window_shape": list(window), "strides": list(strides),
              "auto_padding": list(modes)}
     return make(POOLING, [operand], attrs, name)
