@@ -1,5 +1,6 @@
 """minigraph: declare convolutional generator networks, see them as graphs, train them."""
 from . import initializers, learners, ops
+from . import layers  # noqa: F401  (mg.layers; registers model.summary())
 from .errors import GraphError, MinigraphError, ModelFileError, RenderError, ShapeError, SpecError, TrainingError
 from .graph import Constant, Function, Node, Parameter, Variable, constant, input_variable, parameter
 from .ops import *  # noqa: F401,F403  (every op as mg.NAME, like CNTK)
