@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import RenderError
-from .graph import Constant, Function, Node, Parameter, Scope, Variable
+from .graph import Constant, Function, Node, Op, Parameter, Scope, Variable
 from .shapes import is_static, num_elements, shape_str
 
 __all__ = ["FORMATS", "plot"]
@@ -118,29 +118,48 @@ def _scope_path(node: Node) -> tuple:
     return tuple(_scope_key(s) for s in node.scope)
 
 
-def _collapse_depth(order: list[Node]) -> int:
-    """How many scope levels a collapsed layer keeps: one below the layers that wrap every op
-    (a ``Sequential`` around the whole model stays a cluster of collapsed sub-layers)."""
-    paths = [_scope_path(n) for n in order if isinstance(n, Function)]
-    if not paths:
-        return 1
+def _placements(root: Node, order: list[Node]) -> dict[Node, tuple]:
+    """The cluster path each node is drawn in: its own layer scope, except that parameters and
+    constants sit in the innermost layer holding every op that reads them (a layer may create its
+    parameters before it is placed in a ``Sequential``; they belong where they are used)."""
+    place: dict[Node, tuple] = {}
+    for n in reversed(order):  # consumers before their inputs
+        readers = [place[c] for c in root.graph.successors(n)]
+        if isinstance(n, (Parameter, Constant)) and readers:
+            place[n] = _common_prefix(readers)
+        else:
+            place[n] = _scope_path(n)
+    return place
+
+
+def _common_prefix(paths: list[tuple]) -> tuple:
     common = 0
     while all(len(p) > common for p in paths) and len({p[common] for p in paths}) == 1:
         common += 1
+    return paths[0][:common]
+
+
+def _collapse_depth(place: dict[Node, tuple]) -> int:
+    """How many scope levels a collapsed layer keeps: one below the layers that wrap every op
+    (a ``Sequential`` around the whole model stays a cluster of collapsed sub-layers)."""
+    paths = [path for n, path in place.items() if isinstance(n, Function)]
+    if not paths:
+        return 1
+    common = len(_common_prefix(paths))
     deeper = any(len(p) > common for p in paths)
     return common + 1 if deeper else max(common, 1)
 
 
-def _boxes(root: Node, order: list[Node], show_shapes: bool, show_params: bool,
-           collapse: bool) -> tuple[list[_Box], dict[Node, str]]:
+def _boxes(root: Node, order: list[Node], place: dict[Node, tuple], scopes: dict[tuple, Scope],
+           show_shapes: bool, show_params: bool, collapse: bool) -> tuple[list[_Box], dict[Node, str]]:
     """The boxes to draw, in topological order (a collapsed layer where its first node is), and
     which box draws each node (hidden parameters have none)."""
     position = {node: i for i, node in enumerate(order)}
-    depth = _collapse_depth(order) if collapse else 0
+    depth = _collapse_depth(place) if collapse else 0
     members: dict[tuple, list[Node]] = {}
     for n in order:
-        if depth and len(n.scope) >= depth:
-            members.setdefault(_scope_path(n)[:depth], []).append(n)
+        if depth and len(place[n]) >= depth:
+            members.setdefault(place[n][:depth], []).append(n)
     layer_of = {n: path for path, nodes in members.items() for n in nodes}
 
     boxes: list[_Box] = []
@@ -151,25 +170,26 @@ def _boxes(root: Node, order: list[Node], show_shapes: bool, show_params: bool,
             path = layer_of[n]
             if path not in layer_ids:
                 layer_ids[path] = f"L{len(layer_ids)}"
-                label = _layer_label(n.scope[depth - 1], members[path], root, show_shapes)
+                label = _layer_label(scopes[path], members[path], root, show_shapes)
                 boxes.append(_Box(layer_ids[path], label, _LAYER_STYLE, path[:-1]))
             box_of[n] = layer_ids[path]
         elif show_params or not isinstance(n, Parameter):
             box_of[n] = f"n{position[n]}"
             style = _NODE_STYLE[type(n)] + (", penwidth=2.2" if n is root else "")
-            boxes.append(_Box(box_of[n], _node_label(n, show_shapes), style, _scope_path(n)))
+            boxes.append(_Box(box_of[n], _node_label(n, show_shapes), style, place[n]))
     return boxes, box_of
 
 
 def _dot_text(root: Node, rankdir: str, show_shapes: bool, show_params: bool, collapse: bool,
               dpi: float | None) -> str:
     order = root.topological_order()
-    boxes, box_of = _boxes(root, order, show_shapes, show_params, collapse)
     scopes: dict[tuple, Scope] = {}
     for n in order:
         path = _scope_path(n)
         for i, scope in enumerate(n.scope):
             scopes.setdefault(path[:i + 1], scope)
+    place = _placements(root, order)
+    boxes, box_of = _boxes(root, order, place, scopes, show_shapes, show_params, collapse)
     dpi_attr = f", dpi={dpi:g}" if dpi else ""
     lines = ["digraph minigraph {",
              (f'  graph [rankdir={rankdir}, fontname="Helvetica", fontsize=11, nodesep=0.25, ranksep=0.3, '
@@ -216,7 +236,8 @@ def _cluster_lines(boxes: list[_Box], scopes: dict[tuple, Scope]) -> list[str]:
 
 def _edge_lines(order: list[Node], box_of: dict[Node, str], cluster_of: dict[str, tuple],
                 show_shapes: bool) -> list[str]:
-    """One edge per (producer box, consumer box) pair, in consumer order then input slot order.
+    """One edge per (producer box, consumer box) pair, in consumer order then input slot order,
+    labelled with the tensor's shape (except from parameters and constants: their boxes show it).
 
     An edge entering a cluster spans two ranks: the constants and parameters inside the cluster then
     rank below the producer, so consecutive layers stack instead of stepping sideways."""
@@ -227,7 +248,8 @@ def _edge_lines(order: list[Node], box_of: dict[Node, str], cluster_of: dict[str
             if a is None or b is None or a == b or (a, b) in seen:
                 continue
             seen.add((a, b))
-            attrs = [f'label="{_quote(shape_str(src.shape))}"'] if show_shapes else []
+            shown = show_shapes and not isinstance(src, (Parameter, Constant))  # their boxes show it
+            attrs = [f'label="{_quote(shape_str(src.shape))}"'] if shown else []
             if cluster_of[a][:len(cluster_of[b])] != cluster_of[b]:
                 attrs.append("minlen=2")
             lines.append(f"  {a} -> {b}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
@@ -269,9 +291,19 @@ def format_value(value: Any) -> str:
     return text if len(text) <= _MAX_VALUE_CHARS else text[:_MAX_VALUE_CHARS - 1] + "…"
 
 
-def count_str(shape: tuple) -> str:
-    """``"2,304"``: the element count of a shape, or ``"?"`` while dims are left to inference."""
-    return f"{num_elements(shape):,}" if is_static(shape) else "?"
+def _amount(shapes: list[tuple], noun: str) -> str:
+    """``"2,304 values"``: the element count of ``shapes`` (``"?"`` while dims are left to inference)."""
+    if not all(is_static(shape) for shape in shapes):
+        return f"? {noun}s"
+    total = sum(num_elements(shape) for shape in shapes)
+    return f"{total:,} {noun}" + ("" if total == 1 else "s")
+
+
+def _op_details(node: Function) -> list[str]:
+    """Lines of what the op's ``describe`` finds worth showing, packed, ``None`` values left out."""
+    items = [f"{key} {format_value(value)}" for key, value in node.op.describe(node.attributes).items()
+             if value is not None]
+    return [_small(_esc(line)) for line in _pack(items)]
 
 
 def _node_label(node: Node, show_shapes: bool) -> str:
@@ -279,13 +311,11 @@ def _node_label(node: Node, show_shapes: bool) -> str:
     if (show_shapes or isinstance(node, Parameter)) and not (isinstance(node, Constant) and node.shape == ()):
         rows.append(_esc(shape_str(node.shape)))
     if isinstance(node, Parameter):
-        rows.append(_small(f"{count_str(node.shape)} values"))
+        rows.append(_small(_amount([node.shape], "value")))
     elif isinstance(node, Constant) and node.value.size == 1:
         rows.append(_small(f"= {_esc(format_value(float(node.value.reshape(()))))}"))
     elif isinstance(node, Function):
-        items = [f"{key} {format_value(value)}" for key, value in node.op.describe(node.attributes).items()
-                 if value is not None]
-        rows += [_small(_esc(line)) for line in _pack(items)]
+        rows += _op_details(node)
     return _table(rows)
 
 
@@ -305,18 +335,20 @@ def _layer_title(scope: Scope) -> str:
 
 
 def _layer_label(scope: Scope, members: list[Node], root: Node, show_shapes: bool) -> str:
-    """A collapsed layer: its name and type, the shapes it hands on, its parameter count."""
+    """A collapsed layer: its name and type, the shapes it hands on, what its ops with a ``describe``
+    of their own show (convolution geometry and pads), its parameter count."""
     rows = [_layer_title(scope)]
     inside = set(members)
     if show_shapes:
         consumers = root.graph
         outputs = [n for n in members if n is root or any(c not in inside for c in consumers.successors(n))]
         rows += list(dict.fromkeys(_esc(shape_str(n.shape)) for n in outputs))
-    params = [n for n in members if isinstance(n, Parameter)]
+    for n in members:
+        if isinstance(n, Function) and type(n.op).describe is not Op.describe:
+            rows += _op_details(n)
+    params = [n.shape for n in members if isinstance(n, Parameter)]
     if params:
-        known = all(is_static(p.shape) for p in params)
-        total = f"{sum(num_elements(p.shape) for p in params):,}" if known else "?"
-        rows.append(_small(f"{total} parameters"))
+        rows.append(_small(_amount(params, "parameter")))
     return _table(rows)
 
 

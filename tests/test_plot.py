@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import minigraph as mg
+from minigraph import layers as L
 from minigraph.graph import Function, Inferred, Op, name_scope
 from minigraph.plot import output_format
 
@@ -89,7 +90,9 @@ def test_dot_has_every_node_and_edge_with_shapes():
         if node.shape != ():
             assert mg.shapes.shape_str(node.shape) in label, label
     ident = {node: f"n{i}" for i, node in enumerate(order)}
-    expected = {(ident[a], ident[b], mg.shapes.shape_str(a.shape)) for a, b in y.graph.edges}
+    # edges carry the tensor's shape; parameters and constants show theirs in their own box
+    expected = {(ident[a], ident[b], None if isinstance(a, (mg.Parameter, mg.Constant)) else mg.shapes.shape_str(a.shape))
+                for a, b in y.graph.edges}
     assert set(edges) == expected and len(edges) == len(expected)
 
 
@@ -120,6 +123,12 @@ def box_of(boxes: dict, first_words: str) -> str:
     return label
 
 
+def box_of_id(boxes: dict, first_words: str) -> str:
+    """The id of the one box whose label starts with ``first_words``."""
+    (ident,) = [k for k, t in boxes.items() if words(t).startswith(first_words)]
+    return ident
+
+
 def test_convolution_boxes_show_geometry_and_resolved_pads():
     h = mg.input_variable((32, 2, 2), name="h")
     W = mg.parameter((32, 8, 3, 3), init=mg.initializers.glorot_uniform(seed=1), name="W")
@@ -133,7 +142,7 @@ def test_convolution_boxes_show_geometry_and_resolved_pads():
         assert shown in label, shown
     assert (y.attributes["lower_pad"], y.attributes["upper_pad"]) == ((1, 1), (0, 0))  # resolved, not given
     assert box_of(boxes, "Parameter W") == "Parameter W (32, 8, 3, 3) 2,304 values"
-    assert sorted(e[2] for e in edges) == ["(32, 2, 2)", "(32, 8, 3, 3)"]
+    assert sorted(edges) == [("n0", "n2", "(32, 2, 2)"), ("n1", "n2", None)]
 
 
 def test_convolution_on_symbolic_sizes_shows_expressions_and_pads():
@@ -322,3 +331,52 @@ def test_to_networkx_matches_the_drawing():
     assert g.number_of_nodes() == len(boxes) and g.number_of_edges() == len(edges)
     shapes = [d["shape"] for _, d in sorted(g.nodes(data=True))]
     assert shapes == [mg.shapes.shape_str(n.shape) for n in sorted(y.graph, key=lambda n: n.uid)]
+
+
+# layers ----------------------------------------------------------------------------------------
+def generator():
+    """The README's generator: Dense -> ConvolutionTranspose x2, 16-d noise to an 8x8 image."""
+    z = mg.input_variable(16, name="z")
+    gen = L.Sequential([L.Dense((32, 2, 2), activation=mg.relu, name="fc"),
+                        L.ConvolutionTranspose((3, 3), 8, strides=2, pad=True, output_shape=(4, 4),
+                                               activation=mg.relu, name="up1"),
+                        L.ConvolutionTranspose((4, 4), 1, strides=2, pad=True, output_shape=(8, 8),
+                                               activation=mg.sigmoid, name="up2")])
+    return gen(z)
+
+
+def test_generator_layers_are_clusters_holding_their_parameters():
+    img = generator()
+    dot = mg.plot(img)
+    boxes, _ = parse_dot(dot)
+    clusters = clusters_of(dot)
+    where = {words(boxes[k]): clusters[k] for k in boxes}
+    # parameters are made when the layer is, before the Sequential exists: drawn where they are used
+    assert where["Parameter W (32, 8, 3, 3) 2,304 values"] == ("Sequential", "up1 ConvolutionTranspose")
+    assert where["Parameter b (1, 1, 1) 1 value"] == ("Sequential", "up2 ConvolutionTranspose")
+    assert where["Input z (16,)"] == ()
+    up1 = box_of(boxes, "ConvolutionTranspose (8, 4, 4)")
+    assert "lower_pad (1, 1) · upper_pad (0, 0)" in up1 and "output_shape (4, 4)" in up1
+    up2 = box_of(boxes, "ConvolutionTranspose (1, 8, 8)")
+    assert "lower_pad (1, 1) · upper_pad (1, 1)" in up2
+    assert clusters[box_of_id(boxes, "Sigmoid up2")] == ("Sequential", "up2 ConvolutionTranspose")
+
+
+def test_generator_collapsed_shows_each_layer_with_shape_pads_and_parameters():
+    dot = mg.plot(generator(), collapse_layers=True)
+    boxes, edges = parse_dot(dot)
+    assert [words(boxes[k]) for k in ("n0", "L0")] == ["Input z (16,)", "fc Dense (32, 2, 2) 2,176 parameters"]
+    assert words(boxes["L1"]) == ("up1 ConvolutionTranspose (8, 4, 4) kernel_shape (3, 3) · strides (2, 2) "
+                                  "dilation (1, 1) · groups 1 lower_pad (1, 1) · upper_pad (0, 0) "
+                                  "output_shape (4, 4) 2,312 parameters")
+    assert words(boxes["L2"]).startswith("up2 ConvolutionTranspose (1, 8, 8)")
+    assert edges == [("n0", "L0", "(16,)"), ("L0", "L1", "(32, 2, 2)"), ("L1", "L2", "(8, 4, 4)")]
+    assert clusters_of(dot) == {"n0": (), "L0": ("Sequential",), "L1": ("Sequential",), "L2": ("Sequential",)}
+
+
+def test_generator_renders_to_png(tmp_path):
+    from PIL import Image
+    path = tmp_path / "generator.png"
+    mg.plot(generator(), path, dpi=120)
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.size[0] > 300 and im.size[1] > 1000
