@@ -11,31 +11,18 @@ with status 2; a picture that cannot be rendered (Graphviz missing) exits with s
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
-from .errors import MinigraphError, RenderError, SpecError
-from .graph import Node
+from .errors import MinigraphError, RenderError
+from .layers import from_spec, summary
 from .plot import FORMATS, plot
 
 _RANKDIRS = ("TB", "LR", "BT", "RL")
 
 
-def _model_node(spec: str) -> Node:
-    """The output node of the network ``spec`` describes."""
-    from .layers import from_spec
-    if not os.path.isfile(spec):
-        raise SpecError(f"{spec}: no such spec file")
-    built = from_spec(spec)
-    if not isinstance(built, Node):
-        raise SpecError(f"{spec}: the spec builds a layer but no graph; give it an [input] section "
-                             f"(e.g. [input] shape = [16]) so the network can be drawn")
-    return built
-
-
 def _plot(args: argparse.Namespace) -> int:
-    node = _model_node(args.spec)
+    node = from_spec(args.spec)
     dot = plot(node, args.output, format=args.format, rankdir=args.rankdir,
                collapse_layers=args.collapse_layers, dpi=args.dpi)
     if args.output is None:
@@ -46,8 +33,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from .layers import summary
-    print(summary(_model_node(args.spec)))
+    print(summary(from_spec(args.spec)))
     return 0
 
 
@@ -88,5 +74,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"minigraph {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except (MinigraphError, OSError, ValueError) as exc:
-        print(f"minigraph {args.command}: error: {exc}", file=sys.stderr)
+        message = f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.filename else exc
+        print(f"minigraph {args.command}: error: {message}", file=sys.stderr)
         return 2
