@@ -168,7 +168,7 @@ class ConvolutionTransposeOp(_ConvolutionOp):
         out, lower, upper, invalid = [], [], [], []
         for axis, ((n, k, s, d, mode), want) in enumerate(zip(geometry, requested)):
             first, last = geo.transpose_sizes(n, k, s, d, mode)
-            if is_known(first) and (last < 1 or want is None and first < 1 or want is not None and not first <= want <= last):
+            if is_known(first) and (last < 1 or want is not None and not first <= want <= last):
                 invalid.append((axis, first, last))
                 continue
             size, lo, hi = geo.transpose_axis(n, k, s, d, mode, want)
@@ -254,7 +254,7 @@ def _output_shape_message(label, output_shape, requested, geometry, invalid) -> 
     fixed = list(requested)
     for axis, first, last in invalid:
         n, k, s, d, mode = geometry[axis]
-        _, lo, hi = geo.transpose_axis(n, k, s, d, mode)
+        _, lo, hi = geo.transpose_axis(n, k, s, d, mode, None if mode in geo.SAME_MODES else first)
         valid = list(range(max(first, 1), last + 1))
         sizes = ", ".join(map(str, valid)) if valid else "none (the pads are too large for this input)"
         lines.append(f"  {_mode_text(mode)}: input {n}, filter {k}, strides {s}, pads {_pair(lo, hi)}, dilation {d} "

@@ -312,7 +312,8 @@ class TestErrors:
     def test_non_positive_output_size(self):
         with pytest.raises(mg.ShapeError, match=r"'up': the output size is not positive on spatial axis 0\.\n"
                                                 r"  explicit pads: input 1, filter 2, strides 1, pads \(2, 1\), "
-                                                r"dilation 1 -> valid output sizes on axis 0: none"):
+                                                r"dilation 1 -> valid output sizes on axis 0: none \(the pads are too large for this input\)\n"
+                                                r"  Hint: use smaller pads or a larger input\.$"):
             mg.convolution_transpose(mg.parameter((1, 1, 2)), mg.input_variable((1, 1)), lower_pad=2, upper_pad=1,
                                      name="up")
 
