@@ -34,7 +34,10 @@ def _machine(results: dict) -> list[str]:
     lines = [f"- Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}",
              f"- Threads: {m['threads']} for numpy's BLAS, PyTorch and ONNX Runtime; BLAS: {blas}",
              f"- Versions: {versions}",
-             f"- float32 GEMM peak (np.matmul {peak['n']}x{peak['n']}): {peak['gflops']:.1f} GFLOP/s",
+             (f"- float32 GEMM peak (np.matmul {peak['n']}x{peak['n']}): {peak['gflops']:.1f} GFLOP/s "
+             f"(start of run {peak['gflops_start']:.1f}, end {peak['gflops_end']:.1f})"),
+             "- Load average (1, 5, 15 min) at start / end: "
+             + " / ".join(", ".join(f"{v:.2f}" for v in results["load_average"][k]) for k in ("start", "end")),
              f"- Mode: {results['mode']} ({results['settings']}), measured {results['date']}",
              f"- Reproduce: `{REPRODUCE}` (or `make bench`); `--quick` for fewer repeats, `--only NAME` for a subset"]
     lines += [f"- **WARNING: {w}**" for w in m["env_warnings"]]

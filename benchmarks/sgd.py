@@ -26,11 +26,12 @@ TORCH_INDEX = {"fc": 0, "up1": 3, "up2": 5}
 
 
 def _layers_missing() -> str | None:
-    layers = getattr(mg, "layers", None)
-    names = ("Dense", "ConvolutionTranspose", "Sequential")
-    if layers is None or not all(hasattr(layers, n) for n in names):
-        return "mg.layers (Dense, ConvolutionTranspose, Sequential) is not available"
-    return None
+    try:
+        from minigraph import layers
+    except ImportError as exc:
+        return f"minigraph.layers cannot be imported ({exc})"
+    absent = [n for n in ("Dense", "ConvolutionTranspose", "Sequential") if not hasattr(layers, n)]
+    return f"minigraph.layers has no {', '.join(absent)}" if absent else None
 
 
 def build_minigraph(seed: int = 0):

@@ -19,13 +19,13 @@ class Settings:
     """How hard to measure. ``repeats``: timed repeats per measurement (the minimum is kept);
     ``min_repeat_s``: a repeat loops the call until it lasts this long; ``warmup``: untimed calls."""
 
-    repeats: int = 7
-    min_repeat_s: float = 0.05
+    repeats: int = 25
+    min_repeat_s: float = 0.01
     warmup: int = 2
 
 
-FULL = Settings(repeats=15)
-QUICK = Settings(repeats=5, min_repeat_s=0.02, warmup=1)
+FULL = Settings()
+QUICK = Settings(repeats=7, min_repeat_s=0.01, warmup=1)
 SMOKE = Settings(repeats=1, min_repeat_s=0.0, warmup=1)
 
 SETTLE_S = 0.1

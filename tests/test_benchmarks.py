@@ -4,6 +4,7 @@ Checks the shape of results.json and RESULTS.md, that minigraph's results do not
 ``max_temp_mem_size_in_samples``, and that peers (when installed) compute the same thing.
 """
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,10 +27,11 @@ def results():
 
 def test_results_json_structure(results, tmp_path):
     json_path, md_path = report.write(results, str(tmp_path))
-    loaded = json.loads(open(json_path).read())
+    loaded = json.loads(Path(json_path).read_text())
     assert set(loaded) >= {"mode", "settings", "date", "machine", "gemm_peak", "workloads", "overhead", "sgd_step",
                            "targets", "elapsed_s"}
-    assert loaded["gemm_peak"]["gflops"] > 0
+    assert loaded["gemm_peak"]["gflops"] >= loaded["gemm_peak"]["gflops_start"] > 0
+    assert len(loaded["load_average"]["start"]) == len(loaded["load_average"]["end"]) == 3
     assert {"cpu", "cores", "threads", "blas", "versions", "env_warnings"} <= set(loaded["machine"])
     assert any(b["user_api"] == "blas" for b in loaded["machine"]["blas"])
     assert [w["name"] for w in loaded["workloads"]] == [w.name for w in TINY_WORKLOADS]
@@ -45,10 +47,13 @@ def test_results_json_structure(results, tmp_path):
             assert m["forward_peak_bytes"] > 0 and m["fwd_bwd_peak_bytes"] > 0 and m["budget_bytes"] > 0
             assert m["max_rel_diff"] < 1e-5
     assert [o["function_nodes"] for o in loaded["overhead"]] == [1, 20]
+    assert loaded["sgd_step"]["batch"] == 2 and loaded["sgd_step"]["minigraph_s"] > 0
+    if "torch" in peers:
+        assert loaded["sgd_step"]["max_rel_err_after_step"] < 1e-3 and loaded["sgd_step"]["ratio_vs_torch"] > 0
     for t in loaded["targets"]:
         assert set(t) == {"what", "limit", "measured", "unit", "passed"}
         assert (t["passed"] is None) == (t["measured"] is None)
-    text = open(md_path).read()
+    text = Path(md_path).read_text()
     for heading in ("Transposed convolution", "Peak temporary memory", "Framework overhead", "SGD step", "Targets"):
         assert heading in text
     assert all(w.name in text for w in TINY_WORKLOADS)
