@@ -242,9 +242,9 @@ def _located(exc: Exception, layer: Layer) -> Exception:
     """The same error, its message prefixed once with the innermost layer's path and type."""
     if getattr(exc, "layer", None) is not None:
         return exc
-    path = "/".join(s.name for s in _scope_path() if s.name) or "(unnamed)"
+    path = "/".join(s.name for s in _scope_path() if s.name)
     try:
-        new = type(exc)(f"{layer.kind} layer '{path}': {exc}")
+        new = type(exc)(f"{layer.kind} layer '{path}': {exc}" if path else f"{layer.kind} layer: {exc}")
     except TypeError:  # an exception type with another constructor: keep it as it is
         new = exc
     new.layer = layer
@@ -290,6 +290,9 @@ def _recording(init):
 
     wrapped.__signature__ = sig
     return wrapped
+
+
+Layer.__init__ = _recording(Layer.__init__)  # layers without an __init__ of their own record ``name``
 
 
 def arguments_of(cls) -> list[str]:

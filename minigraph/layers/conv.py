@@ -45,7 +45,7 @@ class _ConvolutionLayer(Layer):
                 raise ValueError(f"{label}: filter_shape={filter_shape!r} must be an int or have {self.fixed_rank} "
                                  f"entries")
         self.filter_shape = kernel
-        if num_filters is None or num_filters == ():
+        if num_filters is None or (isinstance(num_filters, (list, tuple)) and not num_filters):  # [] in specs
             self.num_filters: tuple[int, ...] = ()
         else:
             self.num_filters = check_positive_ints(num_filters, "num_filters", label)
