@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -238,13 +239,17 @@ def _same(a, b) -> bool:
         return False
 
 
+_UNNAMED_NODE = re.compile(r"^[A-Za-z]+ #\d+: ")
+
+
 def _located(exc: Exception, layer: Layer) -> Exception:
     """The same error, its message prefixed once with the innermost layer's path and type."""
     if getattr(exc, "layer", None) is not None:
         return exc
     path = "/".join(s.name for s in _scope_path() if s.name)
+    message = _UNNAMED_NODE.sub("", str(exc))  # the layer names the place better than an op node's id
     try:
-        new = type(exc)(f"{layer.kind} layer '{path}': {exc}" if path else f"{layer.kind} layer: {exc}")
+        new = type(exc)(f"{layer.kind} layer '{path}': {message}" if path else f"{layer.kind} layer: {message}")
     except TypeError:  # an exception type with another constructor: keep it as it is
         new = exc
     new.layer = layer

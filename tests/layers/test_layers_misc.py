@@ -122,6 +122,7 @@ def test_nested_scopes_and_error_paths():
     with pytest.raises(mg.ShapeError, match=r"^ConvolutionTranspose layer 'decoder/up2': ") as info:
         net(mg.input_variable(5))
     assert info.value.layer is up
+    assert " #" not in str(info.value).splitlines()[0]  # no op-node id: the layer path says where
     y = L.Sequential([L.Dense((4, 2, 2), name="fc")], name="decoder")(mg.input_variable(5))
     times = next(n for n in y.topological_order() if n.op_name == "Times")
     assert [s.name for s in times.scope] == ["decoder", "fc"] and [s.kind for s in times.scope] == ["Sequential", "Dense"]
