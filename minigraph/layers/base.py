@@ -13,6 +13,7 @@ Every subclass's ``__init__`` is wrapped so that the arguments it was given, com
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import inspect
@@ -23,7 +24,7 @@ import numpy as np
 
 from .. import ops
 from ..errors import MinigraphError
-from ..graph import Function, Node, Parameter, name_scope
+from ..graph import Function, Node, Parameter, current_scope, name_scope
 from ..ops import conv_geometry as geo
 from ..shapes import InferredDimension, shape_str
 from . import defaults
@@ -179,11 +180,19 @@ class Layer:
         elif init_shape is not None and callable(init):
             inner = init
             init = functools.partial(_init_in_layout, inner, init_shape)
-        with name_scope(self.name, self.kind, self):
+        with self.own_scope():
             param = Parameter(shape, init, None, attr)
         self._params[attr] = param
         self._pending.pop(attr, None)
         return param
+
+    def own_scope(self):
+        """This layer's name scope for nodes it owns, unless it is already the innermost one
+        (parameters created on the first call then belong to that call's scope)."""
+        scope = current_scope()
+        if scope and scope[-1].owner is self:
+            return contextlib.nullcontext()
+        return name_scope(self.name, self.kind, self)
 
     def __getattr__(self, attr):
         pending = self.__dict__.get("_pending", {})
@@ -246,7 +255,7 @@ def _located(exc: Exception, layer: Layer) -> Exception:
     """The same error, its message prefixed once with the innermost layer's path and type."""
     if getattr(exc, "layer", None) is not None:
         return exc
-    path = "/".join(s.name for s in _scope_path() if s.name)
+    path = "/".join(s.name for s in current_scope() if s.name)
     message = _UNNAMED_NODE.sub("", str(exc))  # the layer names the place better than an op node's id
     try:
         new = type(exc)(f"{layer.kind} layer '{path}': {message}" if path else f"{layer.kind} layer: {message}")
@@ -254,11 +263,6 @@ def _located(exc: Exception, layer: Layer) -> Exception:
         new = exc
     new.layer = layer
     return new
-
-
-def _scope_path():
-    from ..graph import current_scope
-    return current_scope()
 
 
 @functools.cache

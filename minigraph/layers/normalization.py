@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .. import ops
-from ..graph import Constant, name_scope
+from ..graph import Constant
 from ..shapes import is_static, shape_str
 from .base import Layer, check_init
 
@@ -61,7 +61,7 @@ class BatchNormalization(Layer):
                              f"known sizes (use map_rank=1 to normalize per channel over symbolic positions)")
         self.weight("scale", shape, self.init_scale, "init_scale")
         self.weight("bias", shape, 0.0, "init_bias")
-        with name_scope(self.name, self.kind, self):
+        with self.own_scope():
             for key, fill in (("running_mean", 0.0), ("running_var", 1.0)):
                 self._statistics[key] = Constant(np.full(shape, fill, dtype=x.dtype), name=key)
                 self._pending.pop(key)
