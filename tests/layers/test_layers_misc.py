@@ -135,3 +135,11 @@ def test_calling_a_layer_on_a_non_node():
 
 def test_repr_shows_explicit_arguments():
     assert repr(L.Dense(3, activation="relu")) == "Dense(shape=3, activation='relu')"
+
+
+def test_parameters_created_on_the_first_call_sit_in_that_calls_scope():
+    d = L.Dense(3, name="d")
+    y = d(mg.input_variable((2, 2)))
+    times = next(n for n in y.topological_order() if n.op_name == "Times")
+    assert d.W.scope == times.scope and len(d.W.scope) == 1
+    assert len(d.b.scope) == 1 and d.b.scope[0].owner is d  # created by the constructor, in its own scope
