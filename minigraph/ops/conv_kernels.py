@@ -14,9 +14,12 @@ input is ``small``, its output ``big``), so three kernels serve both ops:
   added densely into a contiguous buffer, written to ``big[..., r::s]`` in one strided copy
   (transposed-convolution forward, convolution backward-data).
 
-Loops run over kernel taps, phases and batch chunks only. A chunk of ``max_temp_mem_size_in_samples``
-samples bounds the temporary buffers; every chunk size gives the same values. The dtype of the inputs
-(float32 or float64) is kept.
+Memory layout: the kernels work on *batch-last* arrays ``(C, *spatial, B)``, so that every tap's
+slice is made of long contiguous runs (spatial rows times the batch) and the GEMM operands need no
+transposition; arrays come in and go out as ``(B, C, *spatial)`` views (:func:`batch_last` copies only
+arrays laid out otherwise, so a chain of convolutions never transposes). Loops run over kernel taps,
+phases, groups and batch chunks only. A chunk of ``max_temp_mem_size_in_samples`` samples bounds the
+temporary buffers; every chunk size gives the same values. The dtype (float32 or float64) is kept.
 """
 from __future__ import annotations
 
@@ -25,8 +28,6 @@ from dataclasses import dataclass
 from math import prod
 
 import numpy as np
-
-from .conv_geometry import effective_kernel
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ class Geometry:
 class Plan:
     """The index plan of one geometry, built once per node and shape (cached by the ops).
 
-    gather: for each kernel tap, the slices of the zero-padded ``big`` that it reads.
+    gather: for each kernel tap, the column slices it fills, the ``big`` slices it reads and the
+    slabs of columns that fall outside ``big`` (zeros; no padded copy of ``big`` is made).
     phases: for each output phase, the slices of ``big`` it covers, its buffer shape and the
     ``(tap, buffer slices, small slices)`` it receives; the first entry covers the whole buffer
     when some tap does (then the buffer is assigned, not zeroed and added to).
@@ -53,28 +55,36 @@ class Plan:
     def __init__(self, geom: Geometry):
         self.geom = geom
         self.taps = list(np.ndindex(*geom.kernel))
-        axes = list(zip(geom.big, geom.small, geom.kernel, geom.strides, geom.dilation, geom.lower))
-        # im2col: padded position p = big index + lo, covering [0, (n - 1)*s + keff)
-        self.padded = tuple((n - 1) * s + effective_kernel(k, d) for N, n, k, s, d, lo in axes)
-        self.copy_to = tuple(slice(max(lo, 0), min(L, N + lo)) for (N, n, k, s, d, lo), L in zip(axes, self.padded))
-        self.copy_from = tuple(slice(max(-lo, 0), min(N, L - lo)) for (N, n, k, s, d, lo), L in zip(axes, self.padded))
-        self.unpadded = all(lo == 0 and L == N for (N, n, k, s, d, lo), L in zip(axes, self.padded))
-        self.gather = [tuple(slice(t * d, t * d + (n - 1) * s + 1, s) for t, (N, n, k, s, d, lo) in zip(tap, axes))
-                       for tap in self.taps]
-        # col2im by phase
-        per_axis = [_axis_phases(*a) for a in axes]
+        axes = list(zip(geom.big, geom.small, geom.strides, geom.dilation, geom.lower))
+        self.gather = [_tap_gather(tap, axes) for tap in self.taps]
+        per_axis = [_axis_phases(N, n, k, s, d, lo) for (N, n, s, d, lo), k in zip(axes, geom.kernel)]
         self.phases = []
         for combo in itertools.product(*per_axis):
             out_slices = tuple(slice(r, None, s) for (r, _, _), s in zip(combo, geom.strides))
             shape = tuple(q for _, q, _ in combo)
             adds = []
             for parts in itertools.product(*(taps for _, _, taps in combo)):
-                tap = tuple(p[0] for p in parts)
                 full = all(qs == slice(0, q) for (_, qs, _), q in zip(parts, shape))
-                adds.append((full, tap, tuple(p[1] for p in parts), tuple(p[2] for p in parts)))
+                adds.append((full, tuple(p[0] for p in parts), tuple(p[1] for p in parts), tuple(p[2] for p in parts)))
             adds.sort(key=lambda a: not a[0])  # a covering tap first
             self.phases.append((out_slices, shape, bool(adds) and adds[0][0], [a[1:] for a in adds]))
         self.buffer_size = max((prod(shape) for _, shape, _, _ in self.phases), default=0)
+
+
+def _tap_gather(tap: tuple, axes: list) -> tuple:
+    """For one tap: (column slices, ``big`` slices, zero slabs). Output ``i`` reads ``i*s + t*d - lo``,
+    inside ``big`` for ``i0 <= i < i1``."""
+    dst, src, slabs = [], [], []
+    for axis, (t, (N, n, s, d, lo)) in enumerate(zip(tap, axes)):
+        offset = t * d - lo
+        i0 = min(n, max(0, -(offset // s)))
+        i1 = max(i0, min(n, (N - 1 - offset) // s + 1))
+        dst.append(slice(i0, i1))
+        src.append(slice(i0 * s + offset, (i1 - 1) * s + offset + 1 if i1 > i0 else i0 * s + offset, s))
+        before = (slice(None),) * axis
+        slabs += [before + (slice(0, i0),)] if i0 > 0 else []
+        slabs += [before + (slice(i1, n),)] if i1 < n else []
+    return tuple(dst), tuple(src), slabs
 
 
 def _axis_phases(N: int, n: int, k: int, s: int, d: int, lo: int) -> list:
@@ -98,52 +108,58 @@ def _axis_phases(N: int, n: int, k: int, s: int, d: int, lo: int) -> list:
     return phases
 
 
-def _chunks(batch: int, chunk: int):
-    step = chunk if chunk > 0 else batch
+def batch_last(a: np.ndarray) -> np.ndarray:
+    """``(B, C, *S)`` -> ``(C, *S, B)`` C-contiguous: a view when ``a`` is laid out so, else a copy."""
+    return np.ascontiguousarray(np.moveaxis(a, 0, -1))
+
+
+def batch_first(a: np.ndarray) -> np.ndarray:
+    """``(C, *S, B)`` -> the ``(B, C, *S)`` view."""
+    return np.moveaxis(a, -1, 0)
+
+
+def _chunks(batch: int, chunk: int) -> list:
+    step = chunk if 0 < chunk < batch else batch
     return [(b, min(b + step, batch)) for b in range(0, batch, step)]
 
 
+def _rows(a: np.ndarray, groups: int) -> np.ndarray:
+    """Batch-last ``(C, *S, Bc)`` (possibly a chunk view) -> ``(groups, C/groups, prod(S) * Bc)``."""
+    return np.ascontiguousarray(a).reshape(groups, a.shape[0] // groups, -1)
+
+
 def _im2col(big: np.ndarray, plan: Plan) -> np.ndarray:
-    """``(B, C, *N)`` -> columns ``(C, prod(K), B * prod(n))``, the taps of ``big`` seen by each output."""
-    b, c = big.shape[:2]
-    src = big.swapaxes(0, 1)
-    if not plan.unpadded:
-        padded = np.zeros((c, b, *plan.padded), big.dtype)
-        padded[(slice(None), slice(None), *plan.copy_to)] = src[(slice(None), slice(None), *plan.copy_from)]
-        src = padded
-    cols = np.empty((c, len(plan.taps), b, *plan.geom.small), big.dtype)
-    for t, sl in enumerate(plan.gather):
-        cols[:, t] = src[(slice(None), slice(None), *sl)]
-    return cols.reshape(c, len(plan.taps), -1)
+    """Batch-last ``(C, *N, Bc)`` -> columns ``(C, prod(K), *n, Bc)``, the taps of ``big`` seen by each output."""
+    c, b = big.shape[0], big.shape[-1]
+    cols = np.empty((c, len(plan.taps), *plan.geom.small, b), big.dtype)
+    for t, (dst, src, slabs) in enumerate(plan.gather):
+        tap_cols = cols[:, t]
+        tap_cols[(slice(None), *dst)] = big[(slice(None), *src)]
+        for slab in slabs:
+            tap_cols[(slice(None), *slab)] = 0
+    return cols
 
 
 def _col2im(cols: np.ndarray, out: np.ndarray, plan: Plan) -> None:
-    """Columns ``(C, *K, B, *n)`` -> ``out`` ``(B, C, *N)`` (overwritten), phase by phase."""
-    c, b = cols.shape[0], out.shape[0]
+    """Columns ``(C, *K, *n, Bc)`` -> batch-last ``out`` ``(C, *N, Bc)`` (overwritten), phase by phase."""
+    c, b = cols.shape[0], cols.shape[-1]
     flat = np.empty(c * b * plan.buffer_size, cols.dtype)
-    out_t = out.swapaxes(0, 1)
-    everything = (slice(None), slice(None))
     for out_slices, shape, covered, adds in plan.phases:
-        target = out_t[(*everything, *out_slices)]
+        target = out[(slice(None), *out_slices)]
         if not adds:
             target[...] = 0
             continue
-        buf = flat[:c * b * prod(shape)].reshape(c, b, *shape)
+        buf = flat[:c * b * prod(shape)].reshape(c, *shape, b)
         if not covered:
             buf.fill(0)
         for j, (tap, buf_slices, in_slices) in enumerate(adds):
-            src = cols[(slice(None), *tap, slice(None), *in_slices)]
+            src = cols[(slice(None), *tap, *in_slices)]
             if j == 0 and covered:
                 np.copyto(buf, src)
             else:
-                dst = buf[(*everything, *buf_slices)]
+                dst = buf[(slice(None), *buf_slices)]
                 np.add(dst, src, out=dst)
         target[...] = buf
-
-
-def _grouped(a: np.ndarray, groups: int) -> np.ndarray:
-    """``(C, ...)`` -> ``(groups, C/groups * ..., last)``: one GEMM operand per group."""
-    return a.reshape(groups, -1, a.shape[-1])
 
 
 def correlate(big: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: int,
@@ -155,28 +171,38 @@ def correlate(big: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: in
     """
     batch, o = big.shape[0], w.shape[0]
     dtype = np.result_type(big, w)
-    out = np.empty((batch, o, *plan.geom.small), dtype) if want_out else None
+    big = batch_last(big)
+    small = batch_last(small) if small is not None else None
+    out = np.empty((o, *plan.geom.small, batch), dtype) if want_out else None
     w_g = w.reshape(groups, o // groups, -1)
     w_grad = np.zeros(w_g.shape, dtype) if small is not None else None
+    cells = prod(plan.geom.small)
     for b0, b1 in _chunks(batch, chunk):
-        cols = _grouped(_im2col(big[b0:b1], plan), groups)
+        cols = _im2col(big[..., b0:b1], plan).reshape(groups, -1, cells * (b1 - b0))
         if want_out:
-            res = np.matmul(w_g, cols).reshape(o, b1 - b0, *plan.geom.small)
-            out[b0:b1] = res.swapaxes(0, 1)
+            res = _rows(out, groups) if b1 - b0 == batch else np.empty((groups, o // groups, cols.shape[-1]), dtype)
+            for g in range(groups):
+                np.matmul(w_g[g], cols[g], out=res[g])
+            if b1 - b0 < batch:
+                out[..., b0:b1] = res.reshape(o, *plan.geom.small, b1 - b0)
         if small is not None:
-            rows = small[b0:b1].swapaxes(0, 1).reshape(groups, o // groups, -1)
-            w_grad += np.matmul(rows, cols.transpose(0, 2, 1))
-    return out, (w_grad.reshape(w.shape) if w_grad is not None else None)
+            rows = _rows(small[..., b0:b1], groups)
+            for g in range(groups):
+                w_grad[g] += rows[g] @ cols[g].T
+    return (batch_first(out) if want_out else None), (w_grad.reshape(w.shape) if w_grad is not None else None)
 
 
 def scatter(small: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: int) -> np.ndarray:
     """Transposed convolution of ``small`` ``(B, O, *n)`` with ``w`` ``(O, C/groups, *K)``: ``(B, C, *N)``."""
     batch, o = small.shape[:2]
     c = w.shape[1] * groups
-    out = np.empty((batch, c, *plan.geom.big), np.result_type(small, w))
-    w_t = w.reshape(groups, o // groups, -1).transpose(0, 2, 1)
+    small = batch_last(small)
+    out = np.empty((c, *plan.geom.big, batch), np.result_type(small, w))
+    w_g = w.reshape(groups, o // groups, -1)
     for b0, b1 in _chunks(batch, chunk):
-        rows = small[b0:b1].swapaxes(0, 1).reshape(groups, o // groups, -1)
-        cols = np.matmul(w_t, rows).reshape(c, *plan.geom.kernel, b1 - b0, *plan.geom.small)
-        _col2im(cols, out[b0:b1], plan)
-    return out
+        rows = _rows(small[..., b0:b1], groups)
+        cols = np.empty((groups, w_g.shape[-1], rows.shape[-1]), out.dtype)
+        for g in range(groups):
+            np.matmul(w_g[g].T, rows[g], out=cols[g])
+        _col2im(cols.reshape(c, *plan.geom.kernel, *plan.geom.small, b1 - b0), out[..., b0:b1], plan)
+    return batch_first(out)
