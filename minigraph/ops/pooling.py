@@ -75,6 +75,8 @@ class PoolingOp(Op):
 
     def _padded(self, step, x, fill):
         padded, inside, _ = self._windows(step)
+        if tuple(padded) == tuple(step.in_shapes[0]):
+            return x
         xp = np.full((x.shape[0], *padded), fill, x.dtype)
         xp[inside] = x
         return xp
@@ -100,8 +102,8 @@ class PoolingOp(Op):
             for j, idx in enumerate(offsets[1:], start=1):
                 candidate = xp[idx]
                 better = candidate > best  # strict: the first offset wins ties, as the vjp assumes
-                best[better] = candidate[better]
-                winner[better] = j
+                np.copyto(best, candidate, where=better)
+                np.copyto(winner, j, where=better)
             return best, winner
         xp = self._padded(step, x, 0)
         total = xp[offsets[0]].copy()
