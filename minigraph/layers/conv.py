@@ -80,12 +80,9 @@ class _ConvolutionLayer(Layer):
             self.weight("b", self.num_filters + (1,) * len(kernel) if self.num_filters else (), init_bias, "init_bias")
 
     # the op sees W with both depth axes -----------------------------------------------------
-    def _with_output_depth(self, shape: tuple, size) -> tuple:
-        """``shape`` of a W without output-depth axis, with one of ``size`` inserted where the op wants it."""
-        return (shape[0], size, *shape[1:]) if self.transposed else (size, *shape)
-
     def _op_kernel_shape(self, shape: tuple) -> tuple:
-        return self._with_output_depth(shape, 1)
+        """``shape`` of a W without output-depth axis, with the size-1 axis the op wants inserted."""
+        return (shape[0], 1, *shape[1:]) if self.transposed else (1, *shape)
 
     def _kernel_for_op(self, x):
         W = self.W
