@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minigraph as mg
 from minigraph import layers as L
@@ -164,3 +166,30 @@ def test_bad_files_are_named(tmp_path):
         L.from_spec(typo)
     with pytest.raises(TypeError, match="path"):
         L.from_spec(42)
+
+
+@settings(deadline=None)
+@given(st.data())
+def test_random_convolution_transpose_specs_round_trip_and_build(data):
+    rank = data.draw(st.integers(1, 3))
+    table = {"type": "ConvolutionTranspose",
+             "filter_shape": data.draw(st.lists(st.integers(1, 4), min_size=rank, max_size=rank)),
+             "strides": data.draw(st.one_of(st.integers(1, 3), st.lists(st.integers(1, 3), min_size=rank,
+                                                                         max_size=rank))),
+             "pad": data.draw(st.one_of(st.booleans(), st.lists(st.booleans(), min_size=rank, max_size=rank)))}
+    depth = data.draw(st.sampled_from([None, [], 3]))
+    if depth is not None:
+        table["num_filters"] = depth
+    if data.draw(st.booleans()):
+        table["reduction_rank"] = 0
+    if data.draw(st.booleans()):
+        table["activation"] = data.draw(st.sampled_from(["relu", "tanh", "sigmoid"]))
+    n = data.draw(st.lists(st.integers(1, 4), min_size=rank, max_size=rank))
+    in_shape = n if table.get("reduction_rank") == 0 else [2, *n]
+    spec = {"input": {"shape": in_shape}, "layer": [table]}
+    net = L.from_spec(spec)
+    assert L.to_spec(net) == spec
+    strides = table["strides"] if isinstance(table["strides"], list) else [table["strides"]] * rank
+    pads = table["pad"] if isinstance(table["pad"], list) else [table["pad"]] * rank
+    sizes = [(m - 1) * s + (1 if p else k) for m, s, p, k in zip(n, strides, pads, table["filter_shape"])]
+    assert net.shape == ((3,) if depth == 3 else ()) + tuple(sizes)
