@@ -13,6 +13,7 @@ import re
 from typing import Iterable, Mapping, Union
 
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from .errors import ShapeError
@@ -40,6 +41,19 @@ class _DimPrinter(StrPrinter):
         if not (num.is_Symbol or num.is_Integer):
             text = f"({text})"
         return f"{text}//{self._print(den)}"
+
+    def _print_Mul(self, expr):
+        # ``*`` and ``//`` bind equally tightly in Python, so a floor division inside a product
+        # needs its own parentheses: 2*((H + 1)//2), not 2*(H + 1)//2.
+        coeff, rest = expr.as_coeff_Mul()
+        factors = sp.Mul.make_args(rest)
+        if not any(isinstance(f, sp.floor) for f in factors):
+            return super()._print_Mul(expr)
+        text = "*".join(f"({self._print(f)})" if isinstance(f, sp.floor) else self.parenthesize(f, PRECEDENCE["Mul"])
+                        for f in factors)
+        if coeff == 1:
+            return text
+        return f"-{text}" if coeff == -1 else f"{self._print(coeff)}*{text}"
 
 
 _PRINTER = _DimPrinter()

@@ -115,3 +115,17 @@ def test_broadcast_shapes_symbolic():
         broadcast_shapes([(H,), (5,)], context="ctx: ")
     with pytest.raises(mg.ShapeError, match="sizes H and W"):
         broadcast_shapes([(H,), (W,)])
+
+
+@pytest.mark.parametrize("build", [
+    lambda H, W: 2 * ((H + 1) // 2),
+    lambda H, W: 1 - 3 * ((H + 1) // 2),
+    lambda H, W: H - (H + 1) // 2,
+    lambda H, W: 2 * W * ((H + 1) // 2),
+    lambda H, W: (2 * H - 1) // 3 + W,
+])
+def test_printed_floor_divisions_read_back_as_python(build):
+    H, W = dim("H"), dim("W")
+    expr = build(H, W)
+    assert dim(str(expr)) == expr
+    assert eval(str(expr), {"H": 7, "W": 3}) == expr.subs({"H": 7, "W": 3})
