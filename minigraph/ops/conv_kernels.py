@@ -110,12 +110,12 @@ def _axis_phases(N: int, n: int, k: int, s: int, d: int, lo: int) -> list:
 
 def batch_last(a: np.ndarray) -> np.ndarray:
     """``(B, C, *S)`` -> ``(C, *S, B)`` C-contiguous: a view when ``a`` is laid out so, else a copy."""
-    return np.ascontiguousarray(np.moveaxis(a, 0, -1))
+    return np.ascontiguousarray(a.transpose(*range(1, a.ndim), 0))
 
 
 def batch_first(a: np.ndarray) -> np.ndarray:
     """``(C, *S, B)`` -> the ``(B, C, *S)`` view."""
-    return np.moveaxis(a, -1, 0)
+    return a.transpose(a.ndim - 1, *range(a.ndim - 1))
 
 
 def _chunks(batch: int, chunk: int) -> list:
