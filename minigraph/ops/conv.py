@@ -39,6 +39,9 @@ class _ConvolutionOp(Op):
                              f"{rank}D kernel of convolution_map {shape_str(w_shape)} needs rank {rank + rr} {expected}")
         channels = x_shape[0] if rr else 1
         groups = _check_options(attrs, label)
+        if is_known(channels) and channels % groups:
+            raise ShapeError(f"{label}: groups={groups} does not divide the {channels} input channels of operand "
+                             f"{shape_str(x_shape)}")
         w_full, out_channels = self._channels(w_shape, channels, groups, x_shape, label)
         strides = geo.per_axis_ints(attrs["strides"], "strides", rank, kernel, label, 1)
         dilation = geo.per_axis_ints(attrs["dilation"], "dilation", rank, kernel, label, 1)
@@ -112,9 +115,6 @@ class ConvolutionOp(_ConvolutionOp):
     _per_group_note = " per group"
 
     def _channels(self, w_shape, channels, groups, x_shape, label):
-        if is_known(channels) and channels % groups:
-            raise ShapeError(f"{label}: groups={groups} does not divide the {channels} input channels of operand "
-                             f"{shape_str(x_shape)}")
         out_channels = w_shape[0]
         if out_channels == InferredDimension or out_channels % groups:
             raise ShapeError(f"{label}: convolution_map {shape_str(w_shape)}: its output channels (axis 0) must be "
@@ -126,7 +126,7 @@ class ConvolutionOp(_ConvolutionOp):
         for axis, (n, k, s, d, mode) in enumerate(zip(spatial, kernel, strides, dilation, modes)):
             size, lo, hi = geo.conv_axis(n, k, s, d, mode)
             if is_known(size) and size < 1:
-                raise ShapeError(f"{label}: operand {shape_str(spatial)} is too small on spatial axis {axis}: input "
+                raise ShapeError(f"{label}: operand spatial shape {shape_str(spatial)} is too small on axis {axis}: input "
                                  f"{n} with pads {_pair(lo, hi)} is shorter than the dilated kernel "
                                  f"{geo.effective_kernel(k, d)} (filter {k}, dilation {d})")
             out.append(size), lower.append(lo), upper.append(hi)
@@ -154,9 +154,6 @@ class ConvolutionTransposeOp(_ConvolutionOp):
     _per_group_note = ""
 
     def _channels(self, w_shape, channels, groups, x_shape, label):
-        if is_known(channels) and channels % groups:
-            raise ShapeError(f"{label}: groups={groups} does not divide the {channels} input channels of operand "
-                             f"{shape_str(x_shape)}")
         if w_shape[1] == InferredDimension:
             raise ShapeError(f"{label}: convolution_map {shape_str(w_shape)}: output channels per group (axis 1) "
                              f"cannot be inferred; give them")

@@ -318,7 +318,7 @@ class TestErrors:
                                      name="up")
 
     def test_convolution_input_smaller_than_kernel(self):
-        with pytest.raises(mg.ShapeError, match=r"Convolution 'c': operand \(2, 9\) is too small on spatial axis 0: "
+        with pytest.raises(mg.ShapeError, match=r"Convolution 'c': operand spatial shape \(2, 9\) is too small on axis 0: "
                                                 r"input 2 with pads \(0, 0\) is shorter than the dilated kernel 5 "
                                                 r"\(filter 3, dilation 2\)"):
             mg.convolution(mg.parameter((1, 1, 3, 3)), mg.input_variable((1, 2, 9)), auto_padding=False, dilation=2,
