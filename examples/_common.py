@@ -1,0 +1,138 @@
+"""What the examples share: command line, the digits data, image grids, loss curves, and the
+classifier that says whether generated digits look like digits.
+
+Every example runs as ``python examples/NAME.py [--quick] [--out DIR] [--steps N] [--seed S]``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
+
+import minigraph as mg
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """The options every example takes; examples add their own."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="a short run (the demo): fewer steps")
+    p.add_argument("--out", default="out", help="folder for images, arrays and the model file (default: out)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (overrides the --quick/full default)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def setup(args: argparse.Namespace, quick_steps: int, full_steps: int) -> int:
+    """Create the output folder, seed everything; return the number of steps to run."""
+    if args.steps is not None and args.steps <= 0:
+        raise SystemExit(f"--steps must be positive, got {args.steps}")
+    os.makedirs(args.out, exist_ok=True)
+    mg.set_seed(args.seed)
+    return args.steps or (quick_steps if args.quick else full_steps)
+
+
+def progress_bar(args: argparse.Namespace, total: int, desc: str):
+    """A tqdm bar over training steps (shown on a terminal unless ``--no-progress``)."""
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True,
+                disable=args.no_progress or not sys.stderr.isatty())
+
+
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8x8 digits (no download): images ``(1797, 1, 8, 8)`` float32 in [0, 1], labels."""
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    return (d.images[:, None] / 16.0).astype(np.float32), d.target
+
+
+def save_grid(path: str, images: np.ndarray, columns: int = 10, zoom: int = 4) -> None:
+    """Save images ``(N, 1, H, W)`` (or ``(N, H, W)``) in [0, 1] as one PNG grid, ``columns`` wide,
+    dark ink on white, each pixel drawn as a ``zoom`` x ``zoom`` block, ``zoom`` pixels apart."""
+    from PIL import Image
+    imgs = np.clip(np.asarray(images, dtype=np.float64).reshape(len(images), *np.shape(images)[-2:]), 0, 1)
+    n, h, w = imgs.shape
+    rows = -(-n // columns)
+    cell_h, cell_w = (h + 1) * zoom, (w + 1) * zoom
+    canvas = np.ones((rows * cell_h + zoom, columns * cell_w + zoom))
+    for i, img in enumerate(imgs):
+        r, c = divmod(i, columns)
+        top, left = zoom + r * cell_h, zoom + c * cell_w
+        canvas[top:top + h * zoom, left:left + w * zoom] = 1.0 - np.kron(img, np.ones((zoom, zoom)))
+    Image.fromarray((canvas * 255).astype(np.uint8)).save(path)
+
+
+def save_curves(path: str, curves: dict, xlabel: str = "step", ylabel: str = "loss", smooth: int = 1) -> None:
+    """Plot named series (lists of numbers) on one chart; ``smooth`` > 1 adds a running mean."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, values in curves.items():
+        values = np.asarray(values, dtype=np.float64)
+        line, = ax.plot(values, alpha=0.35 if smooth > 1 else 1.0, label=None if smooth > 1 else name)
+        if smooth > 1 and len(values) >= smooth:
+            mean = np.convolve(values, np.ones(smooth) / smooth, mode="valid")
+            ax.plot(np.arange(smooth - 1, len(values)), mean, color=line.get_color(), label=f"{name} (mean of {smooth})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_graph(model, path: str) -> str:
+    """Draw ``model``'s graph with layers collapsed (a .dot file when Graphviz is missing); returns the path."""
+    try:
+        mg.plot(model, path, collapse_layers=True)
+    except mg.RenderError as exc:
+        path = os.path.splitext(path)[0] + ".dot"
+        mg.plot(model, path, collapse_layers=True)
+        print(f"note: {exc}; wrote {path} instead")
+    return path
+
+
+class DigitJudge:
+    """A logistic-regression classifier of the real digits, to judge images as digits.
+
+    ``reference`` is its mean top-class probability on real digits it did not see (held-out
+    quarter), the level good generated digits should approach.
+    """
+
+    def __init__(self, seed: int = 0):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import train_test_split
+        images, labels = digits()
+        flat = images.reshape(len(images), -1)
+        train, test, y_train, _ = train_test_split(flat, labels, test_size=0.25, random_state=seed, stratify=labels)
+        held_out = LogisticRegression(max_iter=3000).fit(train, y_train)
+        self.reference = float(held_out.predict_proba(test).max(axis=1).mean())
+        self.classifier = LogisticRegression(max_iter=3000).fit(flat, labels)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        return self.classifier.predict_proba(np.asarray(images).reshape(len(images), -1))
+
+    def judge(self, images: np.ndarray, min_share: float = 0.05) -> dict:
+        """``confidence``: mean top-class probability; ``classes``: how many of the 10 classes get
+        at least ``min_share`` of the images; ``counts``: images per predicted class."""
+        p = self.probabilities(images)
+        counts = np.bincount(p.argmax(axis=1), minlength=10)
+        return {"confidence": float(p.max(axis=1).mean()), "classes": int((counts >= min_share * len(images)).sum()),
+                "counts": counts.tolist()}
+
+
+class Stopwatch:
+    """Wall-clock seconds since creation."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
