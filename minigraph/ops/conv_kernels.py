@@ -45,46 +45,64 @@ class Geometry:
 class Plan:
     """The index plan of one geometry, built once per node and shape (cached by the ops).
 
-    gather: for each kernel tap, the column slices it fills, the ``big`` slices it reads and the
-    slabs of columns that fall outside ``big`` (zeros; no padded copy of ``big`` is made).
-    phases: for each output phase, the slices of ``big`` it covers, its buffer shape and the
-    ``(tap, buffer slices, small slices)`` it receives; the first entry covers the whole buffer
-    when some tap does (then the buffer is assigned, not zeroed and added to).
+    Both directions split ``big`` by phase: on an axis with stride ``s``, big index ``j*s + r`` is
+    row ``j`` of phase ``r``, and tap ``t`` with ``t*d - lo = shift*s + r`` connects small index ``i``
+    with row ``i + shift`` of phase ``r``: unit-stride slices only.
+
+    gather (im2col): per tap, its phase, the column slices it fills, the phase slices it reads and
+    the slabs of columns that fall outside ``big`` (zeros; no padded copy of ``big`` is made).
+    phases (col2im): per output phase, the slices of ``big`` it covers, its buffer shape, whether the
+    buffer must be zeroed first, and its taps ``(assign, tap, buffer slices, small slices)``: a tap
+    is assigned where no earlier tap wrote, added elsewhere; the buffer is zeroed only when some
+    cell would otherwise be added to before being written, or never written.
     """
 
     def __init__(self, geom: Geometry):
         self.geom = geom
         self.taps = list(np.ndindex(*geom.kernel))
         axes = list(zip(geom.big, geom.small, geom.strides, geom.dilation, geom.lower))
+        self.strided = any(s > 1 for s in geom.strides)
         self.gather = [_tap_gather(tap, axes) for tap in self.taps]
+        self.gather_phases = sorted({phase for phase, *_ in self.gather})
         per_axis = [_axis_phases(N, n, k, s, d, lo) for (N, n, s, d, lo), k in zip(axes, geom.kernel)]
         self.phases = []
         for combo in itertools.product(*per_axis):
             out_slices = tuple(slice(r, None, s) for (r, _, _), s in zip(combo, geom.strides))
             shape = tuple(q for _, q, _ in combo)
-            adds = []
-            for parts in itertools.product(*(taps for _, _, taps in combo)):
-                full = all(qs == slice(0, q) for (_, qs, _), q in zip(parts, shape))
-                adds.append((full, tuple(p[0] for p in parts), tuple(p[1] for p in parts), tuple(p[2] for p in parts)))
-            adds.sort(key=lambda a: not a[0])  # a covering tap first
-            self.phases.append((out_slices, shape, bool(adds) and adds[0][0], [a[1:] for a in adds]))
+            taps = [tuple(zip(*parts)) for parts in itertools.product(*(taps for _, _, taps in combo))]
+            taps.sort(key=lambda t: t[1] != tuple(slice(0, q) for q in shape))  # a covering tap first
+            self.phases.append((out_slices, shape, *_schedule(shape, taps)))
         self.buffer_size = max((prod(shape) for _, shape, _, _ in self.phases), default=0)
 
 
+def _schedule(shape: tuple, taps: list) -> tuple[bool, list]:
+    """Whether a phase buffer must be zeroed, and for each tap whether it is assigned or added."""
+    written = np.zeros(shape, bool)
+    needs_zero, ops = False, []
+    for tap, buf_slices, in_slices in taps:
+        region = written[buf_slices]
+        assign = not region.any()
+        needs_zero |= not assign and not region.all()
+        region[...] = True
+        ops.append((assign, tap, buf_slices, in_slices))
+    return needs_zero or not written.all(), ops
+
+
 def _tap_gather(tap: tuple, axes: list) -> tuple:
-    """For one tap: (column slices, ``big`` slices, zero slabs). Output ``i`` reads ``i*s + t*d - lo``,
-    inside ``big`` for ``i0 <= i < i1``."""
-    dst, src, slabs = [], [], []
+    """For one tap: (phase of ``big``, column slices, phase slices, zero slabs). Output ``i`` reads
+    ``i*s + t*d - lo``, row ``i + shift`` of phase ``r``, inside ``big`` for ``i0 <= i < i1``."""
+    phase, dst, src, slabs = [], [], [], []
     for axis, (t, (N, n, s, d, lo)) in enumerate(zip(tap, axes)):
-        offset = t * d - lo
-        i0 = min(n, max(0, -(offset // s)))
-        i1 = max(i0, min(n, (N - 1 - offset) // s + 1))
+        shift, r = divmod(t * d - lo, s)
+        i0 = min(n, max(0, -shift))
+        i1 = max(i0, min(n, (N - 1 - r) // s - shift + 1))
+        phase.append(r)
         dst.append(slice(i0, i1))
-        src.append(slice(i0 * s + offset, (i1 - 1) * s + offset + 1 if i1 > i0 else i0 * s + offset, s))
+        src.append(slice(i0 + shift, i1 + shift))
         before = (slice(None),) * axis
         slabs += [before + (slice(0, i0),)] if i0 > 0 else []
         slabs += [before + (slice(i1, n),)] if i1 < n else []
-    return tuple(dst), tuple(src), slabs
+    return tuple(phase), tuple(dst), tuple(src), slabs
 
 
 def _axis_phases(N: int, n: int, k: int, s: int, d: int, lo: int) -> list:
@@ -131,35 +149,40 @@ def _rows(a: np.ndarray, groups: int) -> np.ndarray:
 def _im2col(big: np.ndarray, plan: Plan) -> np.ndarray:
     """Batch-last ``(C, *N, Bc)`` -> columns ``(C, prod(K), *n, Bc)``, the taps of ``big`` seen by each output."""
     c, b = big.shape[0], big.shape[-1]
+    strides = plan.geom.strides
+    if plan.strided:  # one strided copy per phase, then unit-stride reads
+        parts = {r: np.ascontiguousarray(big[(slice(None), *(slice(ri, None, si) for ri, si in zip(r, strides)))])
+                 for r in plan.gather_phases}
+    else:
+        parts = {plan.gather_phases[0]: big}
     cols = np.empty((c, len(plan.taps), *plan.geom.small, b), big.dtype)
-    for t, (dst, src, slabs) in enumerate(plan.gather):
+    for t, (phase, dst, src, slabs) in enumerate(plan.gather):
         tap_cols = cols[:, t]
-        tap_cols[(slice(None), *dst)] = big[(slice(None), *src)]
+        tap_cols[(slice(None), *dst)] = parts[phase][(slice(None), *src)]
         for slab in slabs:
             tap_cols[(slice(None), *slab)] = 0
     return cols
 
 
 def _col2im(cols: np.ndarray, out: np.ndarray, plan: Plan) -> None:
-    """Columns ``(C, *K, *n, Bc)`` -> batch-last ``out`` ``(C, *N, Bc)`` (overwritten), phase by phase."""
+    """Columns ``(C, *K, *n, Bc)`` -> batch-last ``out`` ``(C, *N, Bc)`` (overwritten), phase by phase.
+    Without strides the single phase is ``out`` itself and needs no buffer."""
     c, b = cols.shape[0], cols.shape[-1]
-    flat = np.empty(c * b * plan.buffer_size, cols.dtype)
-    for out_slices, shape, covered, adds in plan.phases:
+    flat = np.empty(c * b * plan.buffer_size, cols.dtype) if plan.strided else None
+    for out_slices, shape, needs_zero, taps in plan.phases:
         target = out[(slice(None), *out_slices)]
-        if not adds:
-            target[...] = 0
-            continue
-        buf = flat[:c * b * prod(shape)].reshape(c, *shape, b)
-        if not covered:
+        buf = flat[:c * b * prod(shape)].reshape(c, *shape, b) if plan.strided else target
+        if needs_zero:
             buf.fill(0)
-        for j, (tap, buf_slices, in_slices) in enumerate(adds):
+        for assign, tap, buf_slices, in_slices in taps:
             src = cols[(slice(None), *tap, *in_slices)]
-            if j == 0 and covered:
-                np.copyto(buf, src)
+            dst = buf[(slice(None), *buf_slices)]
+            if assign:
+                np.copyto(dst, src)
             else:
-                dst = buf[(slice(None), *buf_slices)]
                 np.add(dst, src, out=dst)
-        target[...] = buf
+        if plan.strided:
+            target[...] = buf
 
 
 def correlate(big: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: int,
