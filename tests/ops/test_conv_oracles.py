@@ -71,6 +71,7 @@ def _cases() -> list[Case]:
         Case((4, 3), (1, 2), (3, 2), (1, 1), 2, {"auto_padding": True}, True, 2),
         Case((2, 2), (4, 4), (2, 2), (1, 1), 1, {"auto_padding": "same_lower"}, False, 3),
         Case((2, 3), (2, 3), (3, 1), (1, 2), 1, {"auto_padding": [False, "same_upper"]}, True, 2),
+        Case((1, 1), (4, 3), (1, 1), (1, 1), 1, {"auto_padding": False}, False, 3),  # a generator's first layer
         Case((2, 3, 2), (2, 3, 1), (1, 2, 3), (1, 1, 1), 1, {"auto_padding": True}, True, 2),
         Case((2, 2, 2), (3, 2, 2), (2, 3, 1), (1, 2, 1), 2, {"auto_padding": False}, False, 1),
         Case((2, 2, 3), (2, 2, 3), (2, 2, 2), (1, 1, 2), 1, {"lower_pad": (1, 0, 2), "upper_pad": (0, 1, 1)}, True, 2),
