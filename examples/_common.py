@@ -6,6 +6,7 @@ Every example runs as ``python examples/NAME.py [--quick] [--out DIR] [--steps N
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -96,6 +97,13 @@ def save_graph(model, path: str) -> str:
         mg.plot(model, path, collapse_layers=True)
         print(f"note: {exc}; wrote {path} instead")
     return path
+
+
+def write_report(out: str, report: dict, files: list[str]) -> None:
+    """Save ``report`` as ``quality.json`` in ``out`` and say which files the run wrote."""
+    with open(os.path.join(out, "quality.json"), "w") as fh:
+        json.dump(report, fh, indent=1)
+    print(f"wrote {', '.join(os.path.join(out, f) for f in [*files, 'quality.json'])}")
 
 
 class DigitJudge:

@@ -10,11 +10,10 @@ reconstructions), loss.png, autoencoder.mgz, quality.json.
 """
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
-from _common import DigitJudge, Stopwatch, digits, parser, save_curves, save_grid, setup
+from _common import DigitJudge, Stopwatch, digits, parser, save_curves, save_grid, setup, write_report
 
 import minigraph as mg
 from minigraph import layers as L
@@ -67,9 +66,7 @@ def main(argv=None) -> dict:
     reconstruction.save(os.path.join(out, "autoencoder.mgz"))
     report = {"steps": trainer.step_count, "epochs": epochs, "seconds": clock.seconds, "held_out_mse": mse,
               "reconstructions_recognised": recognised}
-    with open(os.path.join(out, "quality.json"), "w") as fh:
-        json.dump(report, fh, indent=1)
-    print(f"wrote {out}/reconstructions.png, loss.png, autoencoder.mgz, quality.json")
+    write_report(out, report, ["reconstructions.png", "loss.png", "autoencoder.mgz"])
     print(f"{trainer.step_count} steps ({epochs} epochs) in {clock.seconds:.1f} s")
     print(f"held-out reconstruction MSE per pixel: {mse:.4f}; a classifier of real digits recognises "
           f"{recognised:.1%} of the reconstructions")

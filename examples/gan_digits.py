@@ -19,11 +19,21 @@ Writes to --out: samples.png (100 samples), samples.npy (the 1,000 judged sample
 """
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
-from _common import DigitJudge, Stopwatch, digits, parser, progress_bar, save_curves, save_graph, save_grid, setup
+from _common import (
+    DigitJudge,
+    Stopwatch,
+    digits,
+    parser,
+    progress_bar,
+    save_curves,
+    save_graph,
+    save_grid,
+    setup,
+    write_report,
+)
 
 import minigraph as mg
 from minigraph import layers as L
@@ -123,9 +133,7 @@ def main(argv=None) -> dict:
     report = {"steps": steps, "optimizer": "adam" if args.adam else "momentum_sgd", "train_seconds": train_seconds,
               "seconds": clock.seconds, "confidence": quality["confidence"], "classes_covered": quality["classes"],
               "class_counts": quality["counts"], "real_digit_confidence": judge.reference}
-    with open(os.path.join(out, "quality.json"), "w") as fh:
-        json.dump(report, fh, indent=1)
-    print(f"wrote {out}/samples.png, samples.npy, loss.png, {os.path.basename(graph)}, generator.mgz, quality.json")
+    write_report(out, report, ["samples.png", "samples.npy", "loss.png", os.path.basename(graph), "generator.mgz"])
     print(f"{steps} steps in {train_seconds:.1f} s of training ({clock.seconds:.1f} s in all)")
     print(f"generated digits: mean classifier confidence {quality['confidence']:.3f} "
           f"(real held-out digits: {judge.reference:.3f}); classes with >= 5% of samples: {quality['classes']}/10")
