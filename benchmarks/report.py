@@ -136,9 +136,32 @@ def _summary(results: dict) -> list[str]:
     return lines + [""] if failed or missing else lines
 
 
+def _glance(results: dict) -> list[str]:
+    """The ratios only, one line per workload (what the README shows)."""
+    rows = []
+    for r in results["workloads"]:
+        ratios = r["ratios"]
+        rows.append([r["name"], r["geometry"],
+                     _verdict(ratios.get("forward_vs_torch"), per_layer_limit(r["group"], "forward")),
+                     _verdict(ratios.get("fwd_bwd_vs_torch"), per_layer_limit(r["group"], "fwd_bwd")),
+                     "-" if "forward_vs_onnxruntime" not in ratios else f"{ratios['forward_vs_onnxruntime']:.2f}"])
+    summed = [r for r in results["workloads"] if r["group"] == SUM_GROUP]
+    if summed:
+        rows.append([f"{SUM_GROUP} layers summed", "", _verdict(ratio_of_sums(summed, "forward"), SUM_LIMITS["forward"]),
+                     _verdict(ratio_of_sums(summed, "fwd_bwd"), SUM_LIMITS["fwd_bwd"]), ""])
+    step = results.get("sgd_step", {})
+    if "minigraph_s" in step:
+        rows.append(["SGD step, MNIST generator", f"batch {step['batch']}, {_ms(step['minigraph_s'])} ms",
+                     "", _verdict(step.get("ratio_vs_torch"), SGD_STEP_LIMIT), ""])
+    if not rows:
+        return []
+    header = ["workload", "geometry", "forward / PyTorch", "fwd+bwd / PyTorch", "forward / ONNX Runtime"]
+    return ["## At a glance (minigraph time / peer time; lower is better)", ""] + _table(header, rows)
+
+
 def markdown(results: dict) -> str:
-    lines = ["# minigraph benchmark results", ""] + _machine(results) + _speed(results) + _memory(results) \
-        + _overhead(results) + _sgd(results) + _summary(results)
+    lines = ["# minigraph benchmark results", ""] + _machine(results) + _glance(results) + _speed(results) \
+        + _memory(results) + _overhead(results) + _sgd(results) + _summary(results)
     return "\n".join(lines).rstrip() + "\n"
 
 
