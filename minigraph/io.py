@@ -51,7 +51,7 @@ def write_archive(path, manifest: Mapping, arrays: Mapping[str, np.ndarray]) -> 
                 zf.writestr(_MANIFEST, json.dumps(manifest, indent=1))
                 for name, arr in arrays.items():
                     buf = _bytes_io.BytesIO()
-                    np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
+                    np.save(buf, np.asarray(arr), allow_pickle=False)
                     zf.writestr(f"{name}.npy", buf.getvalue())
             fh.flush()
             os.fsync(fh.fileno())

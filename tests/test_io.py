@@ -200,3 +200,55 @@ def test_checkpoint_does_not_fit_another_graph(tmp_path):
     y.save(tmp_path / "model")
     with pytest.raises(mg.ModelFileError, match="not a 'minigraph-checkpoint' file"):
         trainer.restore_from_checkpoint(tmp_path / "model")
+
+
+# every layer type -----------------------------------------------------------------------------
+LAYER_CASES = {   # layer type -> (factory, input shape); symbolic sizes where the layer allows them
+    "Activation": (lambda L: L.Activation(mg.tanh), (3, 5)),
+    "AveragePooling": (lambda L: L.AveragePooling((2, 2), strides=2, pad=True), (2, "H", 5)),
+    "BatchNormalization": (lambda L: L.BatchNormalization(map_rank=1), (3, 4, 4)),
+    "Convolution": (lambda L: L.Convolution((3, 3), 4, pad=True, strides=2, activation=mg.relu), (2, "H", "W")),
+    "Convolution1D": (lambda L: L.Convolution1D(3, 4), (2, 9)),
+    "Convolution2D": (lambda L: L.Convolution2D((2, 3), 3, pad=True), (2, 5, 6)),
+    "Convolution3D": (lambda L: L.Convolution3D(2, 2), (1, 3, 4, 4)),
+    "ConvolutionTranspose": (lambda L: L.ConvolutionTranspose((3, 3), 2, strides=2, pad=True, output_shape=8),
+                             (3, 4, 4)),
+    "ConvolutionTranspose1D": (lambda L: L.ConvolutionTranspose1D(5, 2, strides=2), (3, "T")),
+    "ConvolutionTranspose2D": (lambda L: L.ConvolutionTranspose2D((3, 2), num_filters=(), reduction_rank=0), (4, 3)),
+    "ConvolutionTranspose3D": (lambda L: L.ConvolutionTranspose3D(2, 2, strides=2), (2, 2, 3, 2)),
+    "Dense": (lambda L: L.Dense((4, 2, 2), activation=mg.sigmoid), (6,)),
+    "Dropout": (lambda L: L.Dropout(0.5), (10,)),
+    "Flatten": (lambda L: L.Flatten(), (2, 3, 4)),
+    "Identity": (lambda L: L.Identity(), (3,)),
+    "LayerNormalization": (lambda L: L.LayerNormalization(), (5,)),
+    "MaxPooling": (lambda L: L.MaxPooling((2, 2), strides=2), (2, 6, 6)),
+    "Reshape": (lambda L: L.Reshape((4, 3)), (2, 6)),
+    "Sequential": (lambda L: L.Sequential([L.Dense(8, activation=mg.relu), L.Dense((2, 2))]), (5,)),
+}
+
+
+def test_every_layer_type_has_a_round_trip_case():
+    assert sorted(LAYER_CASES) == sorted(mg.layers.LAYER_TYPES)
+
+
+def _concrete(shape):
+    return tuple(d if isinstance(d, int) else 4 for d in shape)
+
+
+@pytest.mark.parametrize("kind", sorted(LAYER_CASES))
+def test_layer_round_trip_gives_identical_outputs(kind, tmp_path):
+    mg.set_seed(1)
+    factory, shape = LAYER_CASES[kind]
+    x = mg.input_variable(shape, name="x")
+    y = factory(mg.layers)(x)
+    for p in y.parameters:   # move away from initial values (e.g. zero biases, unit scales)
+        p.value = p.value + np.random.default_rng(p.uid).normal(0, 0.1, p.value.shape)
+    y.save(tmp_path / "m")
+    z = mg.load_model(tmp_path / "m")
+    data = np.random.default_rng(0).standard_normal((3, *_concrete(shape))).astype(np.float32)
+    for training in (False, True):
+        np.testing.assert_array_equal(z.eval({"x": data}, training=training, seed=2),
+                                      y.eval({x: data}, training=training, seed=2))
+    assert [p.value.shape for p in z.parameters] == [p.value.shape for p in y.parameters]
+    assert [n.scope and n.scope[0].kind for n in z.topological_order()] == \
+           [n.scope and n.scope[0].kind for n in y.topological_order()]
