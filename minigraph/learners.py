@@ -151,7 +151,7 @@ def cosine_decay(initial: float, total: int, final: float = 0.0, warmup: int = 0
 
 
 def _parameter_list(parameters) -> list[Parameter]:
-    if isinstance(parameters, Node):
+    if isinstance(parameters, Node) or hasattr(parameters, "apply"):  # a graph node or a layer: its parameters
         parameters = parameters.parameters
     out: list[Parameter] = []
     for p in parameters:
@@ -167,6 +167,8 @@ def _parameter_list(parameters) -> list[Parameter]:
 class Learner:
     """Base class: holds the parameters, the learning-rate schedule, the per-parameter state and
     the regularisation shared by every rule; subclasses implement :meth:`_apply`.
+
+    ``parameters``: a list of Parameters, or a graph node or a layer (then all of its parameters).
 
     ``l2_regularization_weight`` adds ``l2 * w`` to each gradient (PyTorch's ``weight_decay``).
     ``gradient_clipping_threshold_per_sample`` bounds the (mean per-sample) gradient: elementwise to

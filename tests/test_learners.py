@@ -93,11 +93,14 @@ def test_learner_arguments_are_checked():
         L.sgd([_param([1.0])], 0.1, gradient_clipping_threshold_per_sample=0)
 
 
-def test_learner_takes_a_node_and_deduplicates():
+def test_learner_takes_a_node_or_a_layer_and_deduplicates():
     p = _param([1.0, 2.0])
     y = p * p + p
     assert L.sgd(y, 0.1).parameters == [p]
     assert L.sgd([p, p], 0.1).parameters == [p]
+    dense = mg.layers.Dense(3)
+    dense(mg.input_variable(2))
+    assert L.sgd(dense, 0.1).parameters == dense.parameters and len(dense.parameters) == 2
 
 
 # schedules ------------------------------------------------------------------------------------
