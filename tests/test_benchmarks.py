@@ -46,7 +46,7 @@ def test_results_json_structure(results, tmp_path):
         for m in row["memory"]:
             assert m["forward_peak_bytes"] > 0 and m["fwd_bwd_peak_bytes"] > 0 and m["budget_bytes"] > 0
             assert m["max_rel_diff"] < 1e-5
-    assert [o["function_nodes"] for o in loaded["overhead"]] == [1, 20]
+    assert [(o["function_nodes"], o["target"]) for o in loaded["overhead"]] == [(1, True), (20, True), (1, False)]
     assert loaded["sgd_step"]["batch"] == 2 and loaded["sgd_step"]["minigraph_s"] > 0
     if "torch" in peers:
         assert loaded["sgd_step"]["max_rel_err_after_step"] < 1e-3 and loaded["sgd_step"]["ratio_vs_torch"] > 0
@@ -104,7 +104,7 @@ def test_blas_environment_warning_names_the_variable():
 def test_command_line_writes_a_selection(tmp_path, capsys):
     assert main(["--quick", "--only", "overhead", "--out", str(tmp_path)]) == 0
     loaded = json.loads((tmp_path / "results.json").read_text())
-    assert loaded["mode"] == "quick" and loaded["workloads"] == [] and len(loaded["overhead"]) == 2
+    assert loaded["mode"] == "quick" and loaded["workloads"] == [] and len(loaded["overhead"]) == 3
     assert "Framework overhead" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["--only", "no_such_workload"])
