@@ -67,6 +67,7 @@ def machine_info(threads: int) -> dict:
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "threads": threads,
+        "torch_threads": importlib.import_module("torch").get_num_threads() if installed("torch") else None,
         "versions": versions,
         "blas": blas_info(),
         "env_warnings": blas_environment_warnings(),

@@ -32,7 +32,8 @@ def _machine(results: dict) -> list[str]:
                      f"{b['num_threads']} threads)" for b in m["blas"] if b["user_api"] == "blas") or "unknown"
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
     lines = [f"- Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}",
-             f"- Threads: {m['threads']} for numpy's BLAS, PyTorch and ONNX Runtime; BLAS: {blas}",
+             (f"- Threads: {m['threads']} requested; numpy's BLAS: {blas}; PyTorch: {m['torch_threads']} "
+             f"(torch.get_num_threads()); ONNX Runtime: intra_op_num_threads={m['threads']}"),
              f"- Versions: {versions}",
              (f"- float32 GEMM peak (np.matmul {peak['n']}x{peak['n']}): {peak['gflops']:.1f} GFLOP/s "
              f"(start of run {peak['gflops_start']:.1f}, end {peak['gflops_end']:.1f})"),
