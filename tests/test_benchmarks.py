@@ -12,7 +12,7 @@ import pytest
 from benchmarks import ours, report, suite
 from benchmarks.__main__ import main
 from benchmarks.convs import MEMORY_CHUNKS
-from benchmarks.machine import SLOW_BLAS_VARIABLES, blas_environment_warnings
+from benchmarks.machine import SLOW_BLAS_VARIABLES, blas_environment_warnings, limit_threads
 from benchmarks.peers import installed
 from benchmarks.timing import SMOKE
 from benchmarks.workloads import TINY_WORKLOADS, WORKLOADS, Workload, select
@@ -70,6 +70,18 @@ def test_results_do_not_depend_on_chunk_size(w):
     for other in outs[1:]:
         for a, b in zip(outs[0], other):
             np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_results_do_not_depend_on_thread_count():
+    w = select(WORKLOADS, ["mnist2_k4"])[0]  # large enough for OpenBLAS to split its GEMMs over threads
+    x, W = w.arrays()
+    runner = ours.build(w, x, W).runner()
+    outs = []
+    for threads in (1, 2):
+        with limit_threads(threads):
+            outs.append((runner.forward(), *runner.forward_backward()))
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
 
 
 def test_peer_geometry_matches_minigraph_shapes():
