@@ -200,7 +200,8 @@ def correlate(big: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: in
     w_g = w.reshape(groups, o // groups, -1)
     w_grad = np.zeros(w_g.shape, dtype) if small is not None else None
     cells = prod(plan.geom.small)
-    for b0, b1 in _chunks(batch, chunk):
+    chunks = _chunks(batch, chunk)
+    for b0, b1 in chunks:
         cols = _im2col(big[..., b0:b1], plan).reshape(groups, -1, cells * (b1 - b0))
         if want_out:
             res = _rows(out, groups) if b1 - b0 == batch else np.empty((groups, o // groups, cols.shape[-1]), dtype)
@@ -211,8 +212,17 @@ def correlate(big: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: in
         if small is not None:
             rows = _rows(small[..., b0:b1], groups)
             for g in range(groups):
-                w_grad[g] += rows[g] @ cols[g].T
-    return (batch_first(out) if want_out else None), (w_grad.reshape(w.shape) if w_grad is not None else None)
+                w_grad[g] += _weight_product(rows[g], cols[g])
+    return (batch_first(out) if want_out else None), (w_grad.reshape(w.shape) if small is not None else None)
+
+
+def _weight_product(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``rows @ cols^T`` (``(O, M) @ (M, CK)``), a reduction over ``M`` positions times samples.
+    When ``M`` dwarfs ``O``, OpenBLAS runs the transposed product ``cols @ rows^T`` about twice as
+    fast (measured on the DCGAN layers); both give the same sums up to rounding."""
+    if rows.shape[1] >= 8 * rows.shape[0]:
+        return (cols @ rows.T).T
+    return rows @ cols.T
 
 
 def scatter(small: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: int) -> np.ndarray:
