@@ -40,7 +40,7 @@ from minigraph import layers as L
 from minigraph import learners
 
 Z = 16
-QUICK_STEPS, FULL_STEPS = 1500, 6000
+QUICK_STEPS, FULL_STEPS = 4000, 10000
 
 
 def logistic_loss(logit, target: float):
@@ -85,14 +85,22 @@ def make_learner(params, args):
     return learners.momentum_sgd(params, args.lr or 0.1, args.momentum)
 
 
-def train(net, args, steps: int) -> dict:
-    d_trainer = mg.Trainer(net["d_real"], net["d_loss"], make_learner(net["discriminator"].parameters, args))
-    g_trainer = mg.Trainer(net["fake"], net["g_loss"], make_learner(net["generator"].parameters, args))
+def sample(net, n: int, seed: int) -> np.ndarray:
+    """``n`` generated digits ``(n, 1, 8, 8)`` (evaluation mode: batch normalization's running statistics)."""
+    return net["fake"].eval({"z": np.random.default_rng(seed).standard_normal((n, Z)).astype(np.float32)})
+
+
+def train(net, args, steps: int, judge: DigitJudge) -> tuple[dict, list]:
+    """Alternate discriminator and generator steps; returns both loss curves and the quality
+    measured every ``--eval-every`` steps."""
+    d_trainer = mg.Trainer(net["d_real"], net["d_loss"], make_learner(net["discriminator"], args))
+    g_trainer = mg.Trainer(net["fake"], net["g_loss"], make_learner(net["generator"], args))
     images, _ = digits()
     rng = np.random.default_rng(args.seed)
     batch, shape = args.batch, (args.batch, 1, 8, 8)
+    progress = []
     with progress_bar(args, steps, "GAN") as bar:
-        for _ in range(steps):
+        for step in range(1, steps + 1):
             z = rng.standard_normal((batch, Z)).astype(np.float32)
             fake_noise = (args.noise * rng.standard_normal(shape)).astype(np.float32)
             d_trainer.train_minibatch({
@@ -102,7 +110,12 @@ def train(net, args, steps: int) -> dict:
             bar.set_postfix(d_loss=f"{d_trainer.previous_minibatch_loss_average:.3f}",
                             g_loss=f"{g_trainer.previous_minibatch_loss_average:.3f}")
             bar.update()
-    return {"discriminator": d_trainer.history["minibatch_loss"], "generator": g_trainer.history["minibatch_loss"]}
+            if args.eval_every and step % args.eval_every == 0 and step < steps:
+                q = judge.judge(sample(net, args.samples, args.seed + 1))
+                progress.append([step, q["confidence"], q["classes"]])
+                bar.write(f"step {step}: confidence {q['confidence']:.3f}, classes covered {q['classes']}/10")
+    losses = {"discriminator": d_trainer.history["minibatch_loss"], "generator": g_trainer.history["minibatch_loss"]}
+    return losses, progress
 
 
 def main(argv=None) -> dict:
@@ -113,16 +126,17 @@ def main(argv=None) -> dict:
     p.add_argument("--batch", type=int, default=64, help="minibatch size (default 64)")
     p.add_argument("--noise", type=float, default=0.1, help="instance noise std (default 0.1)")
     p.add_argument("--samples", type=int, default=1000, help="samples to generate and judge (default 1000)")
+    p.add_argument("--eval-every", type=int, default=0, help="also judge the samples every N steps (default: at the end)")
     args = p.parse_args(argv)
     steps = setup(args, QUICK_STEPS, FULL_STEPS)
     clock = Stopwatch()
-    net = build()
-    losses = train(net, args, steps)
-    train_seconds = clock.seconds
-
-    samples = net["fake"].eval({"z": np.random.default_rng(args.seed + 1).standard_normal((args.samples, Z))
-                                .astype(np.float32)})
     judge = DigitJudge(args.seed)
+    net = build()
+    train_clock = Stopwatch()
+    losses, progress = train(net, args, steps, judge)
+    train_seconds = train_clock.seconds
+
+    samples = sample(net, args.samples, args.seed + 1)
     quality = judge.judge(samples)
     out = args.out
     np.save(os.path.join(out, "samples.npy"), samples)
@@ -132,7 +146,7 @@ def main(argv=None) -> dict:
     net["fake"].save(os.path.join(out, "generator.mgz"))
     report = {"steps": steps, "optimizer": "adam" if args.adam else "momentum_sgd", "train_seconds": train_seconds,
               "seconds": clock.seconds, "confidence": quality["confidence"], "classes_covered": quality["classes"],
-              "class_counts": quality["counts"], "real_digit_confidence": judge.reference}
+              "class_counts": quality["counts"], "real_digit_confidence": judge.reference, "progress": progress}
     write_report(out, report, ["samples.png", "samples.npy", "loss.png", os.path.basename(graph), "generator.mgz"])
     print(f"{steps} steps in {train_seconds:.1f} s of training ({clock.seconds:.1f} s in all)")
     print(f"generated digits: mean classifier confidence {quality['confidence']:.3f} "
