@@ -131,12 +131,43 @@ def _decode(value):
 
 
 # save ------------------------------------------------------------------------------------------
-def _node_record(node: Node, index: Mapping[Node, int]) -> dict:
+class SavedLayer:
+    """Stands for the layer object that owned a scope when the model was saved: scopes of calls
+    of one layer share one of these, so drawings and summaries group a loaded graph as the original."""
+
+    def __init__(self, name: str, kind: str):
+        self.name, self.kind = name, kind
+
+    def __repr__(self):
+        return f"SavedLayer({self.kind} {self.name!r})"
+
+
+class _ScopeTable:
+    """Numbers each layer call (Scope object) and each layer (scope owner) of the saved graph."""
+
+    def __init__(self):
+        self.rows: list[list] = []   # [name, kind, owner number or None] per scope
+        self._scopes: dict[int, int] = {}
+        self._owners: dict[int, int] = {}
+        self._alive: list = []       # keep ids valid while saving
+
+    def number(self, scope: Scope) -> int:
+        if id(scope) not in self._scopes:
+            owner = None
+            if scope.owner is not None:
+                owner = self._owners.setdefault(id(scope.owner), len(self._owners))
+            self._alive.append(scope)
+            self._scopes[id(scope)] = len(self.rows)
+            self.rows.append([scope.name, scope.kind, owner])
+        return self._scopes[id(scope)]
+
+
+def _node_record(node: Node, index: Mapping[Node, int], scopes: _ScopeTable) -> dict:
     record: dict[str, Any] = {
         "kind": node.kind, "name": node.name, "shape": [str(d) for d in node.shape],
         "dtype": None if node.dtype is None else node.dtype.name,
         "inputs": [index[x] for x in node.inputs_direct],
-        "scope": [[s.name, s.kind] for s in node.scope],
+        "scope": [scopes.number(s) for s in node.scope],
     }
     if isinstance(node, Function):
         if OPS.get(node.op_name) is not node.op:
@@ -148,23 +179,25 @@ def _node_record(node: Node, index: Mapping[Node, int]) -> dict:
     return record
 
 
-def graph_manifest(roots: list[Node]) -> tuple[list[Node], list[dict], dict[str, np.ndarray]]:
-    """The nodes of the graphs of ``roots`` (topological order), their records and the arrays of
-    their parameters (``p<i>``) and constants (``c<i>``), ``i`` being the node's position."""
+def graph_manifest(roots: list[Node]) -> tuple[list[Node], dict, dict[str, np.ndarray]]:
+    """The nodes of the graphs of ``roots`` (topological order); the manifest entries ``nodes``
+    (one record per node) and ``scopes`` (``[name, kind, owner number]`` per layer call); the arrays
+    of their parameters (``p<i>``) and constants (``c<i>``), ``i`` being the node's position."""
     seen: dict[Node, None] = {}
     for root in roots:
         for n in root.topological_order():
             seen.setdefault(n)
     nodes = sorted(seen, key=lambda n: n.uid)  # creation order is a topological order
     index = {n: i for i, n in enumerate(nodes)}
-    records = [_node_record(n, index) for n in nodes]
+    scopes = _ScopeTable()
+    records = [_node_record(n, index, scopes) for n in nodes]
     arrays = {}
     for i, n in enumerate(nodes):
         if isinstance(n, Parameter):
             arrays[f"p{i}"] = n.value
         elif isinstance(n, Constant):
             arrays[f"c{i}"] = n.value
-    return nodes, records, arrays
+    return nodes, {"nodes": records, "scopes": scopes.rows}, arrays
 
 
 def save_model(model: Node, path) -> None:
@@ -175,14 +208,14 @@ def save_model(model: Node, path) -> None:
     """
     if not isinstance(model, Node):
         raise TypeError(f"save_model: expected a graph node, got {type(model).__name__}")
-    nodes, records, arrays = graph_manifest([model])
+    nodes, graph, arrays = graph_manifest([model])
     manifest = {"format": MODEL_FORMAT, "version": FORMAT_VERSION, "minigraph_version": library_version(),
-                "root": nodes.index(model), "nodes": records}
+                "root": nodes.index(model), **graph}
     write_archive(path, manifest, arrays)
 
 
 # load ------------------------------------------------------------------------------------------
-def _rebuild_node(i: int, rec: Mapping, built: list, arrays: Mapping, path) -> Node:
+def _rebuild_node(i: int, rec: Mapping, built: list, scopes: list[Scope], arrays: Mapping, path) -> Node:
     kind, name, dtype = rec["kind"], rec["name"], rec["dtype"]
     shape = as_shape(rec["shape"])
     if kind == "Input":
@@ -203,16 +236,26 @@ def _rebuild_node(i: int, rec: Mapping, built: list, arrays: Mapping, path) -> N
                                  f"but the file says {shape_str(shape)}")
     else:
         raise ModelFileError(f"{os.fspath(path)}: node {i} has unknown kind {kind!r}")
-    node.scope = tuple(Scope(n, k) for n, k in rec["scope"])
+    node.scope = tuple(scopes[j] for j in rec["scope"])
     return node
 
 
-def rebuild_graph(records: list, arrays: Mapping, path) -> list[Node]:
-    """Nodes rebuilt from :func:`graph_manifest` records, in the same order."""
+def _rebuild_scopes(rows: list) -> list[Scope]:
+    owners: dict[int, SavedLayer] = {}
+    return [Scope(name, kind, None if owner is None else owners.setdefault(owner, SavedLayer(name, kind)))
+            for name, kind, owner in rows]
+
+
+def rebuild_graph(graph: Mapping, arrays: Mapping, path) -> list[Node]:
+    """Nodes rebuilt from the ``nodes`` and ``scopes`` entries :func:`graph_manifest` made, in order."""
     built: list[Node] = []
-    for i, rec in enumerate(records):
+    try:
+        scopes = _rebuild_scopes(graph.get("scopes", []))
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{os.fspath(path)}: the scope table is malformed ({exc})") from None
+    for i, rec in enumerate(graph.get("nodes", [])):
         try:
-            built.append(_rebuild_node(i, rec, built, arrays, path))
+            built.append(_rebuild_node(i, rec, built, scopes, arrays, path))
         except ModelFileError:
             raise
         except (KeyError, IndexError, TypeError) as exc:
@@ -222,9 +265,10 @@ def rebuild_graph(records: list, arrays: Mapping, path) -> list[Node]:
 
 def load_model(path) -> Node:
     """Load a model written by :meth:`Node.save` / :func:`save_model`: new nodes with the saved
-    structure, names, shapes, scopes and values (layer objects themselves are not restored)."""
+    structure, names, shapes, layer scopes and values. Layer objects are not restored: the scopes
+    of one layer's calls share a :class:`SavedLayer` in their place."""
     manifest, arrays = read_archive(path, MODEL_FORMAT, FORMAT_VERSION)
-    built = rebuild_graph(manifest.get("nodes", []), arrays, path)
+    built = rebuild_graph(manifest, arrays, path)
     root = manifest.get("root")
     if not isinstance(root, int) or not 0 <= root < len(built):
         raise ModelFileError(f"{os.fspath(path)}: root index {root!r} does not name a node")
@@ -233,4 +277,4 @@ def load_model(path) -> Node:
 
 register_method("save", save_model)
 
-__all__ = ["graph_manifest", "load_model", "read_archive", "rebuild_graph", "save_model", "write_archive"]
+__all__ = ["SavedLayer", "graph_manifest", "load_model", "read_archive", "rebuild_graph", "save_model", "write_archive"]

@@ -252,3 +252,18 @@ def test_layer_round_trip_gives_identical_outputs(kind, tmp_path):
     assert [p.value.shape for p in z.parameters] == [p.value.shape for p in y.parameters]
     assert [n.scope and n.scope[0].kind for n in z.topological_order()] == \
            [n.scope and n.scope[0].kind for n in y.topological_order()]
+
+
+def test_loaded_model_keeps_layer_calls_for_drawings(tmp_path):
+    x = mg.input_variable((1, 4, 4), name="x")
+    shared = mg.layers.Convolution((3, 3), 1, pad=True, name="shared")
+    net = mg.layers.Sequential([shared, mg.relu, mg.layers.ConvolutionTranspose((2, 2), 2, strides=2, name="up")],
+                               name="net")
+    y = shared(net(x)[0:1])   # the same layer called twice: two calls, one owner
+    y.save(tmp_path / "m")
+    z = mg.load_model(tmp_path / "m")
+    for collapse in (False, True):
+        assert mg.plot(z, collapse_layers=collapse) == mg.plot(y, collapse_layers=collapse)
+    first, second = (n for n in z.topological_order() if n.op_name == "Convolution")
+    assert first.scope[-1] is not second.scope[-1] and first.scope[-1].owner is second.scope[-1].owner
+    assert isinstance(first.scope[-1].owner, mgio.SavedLayer) and first.scope[-1].owner.kind == "Convolution"
