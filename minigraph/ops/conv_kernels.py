@@ -16,8 +16,8 @@ input is ``small``, its output ``big``), so three kernels serve both ops:
 
 Memory layout: the kernels work on *batch-last* arrays ``(C, *spatial, B)``, so that every tap's
 slice is made of long contiguous runs (spatial rows times the batch) and the GEMM operands need no
-transposition; arrays come in and go out as ``(B, C, *spatial)`` views (:func:`batch_last` copies only
-arrays laid out otherwise, so a chain of convolutions never transposes). Loops run over kernel taps,
+transposition; arrays come in and go out as ``(B, C, *spatial)`` views. Inputs laid out otherwise
+are transposed one batch chunk at a time; a chain of convolutions never transposes. Loops run over kernel taps,
 phases, groups and batch chunks only. A chunk of ``max_temp_mem_size_in_samples`` samples bounds the
 temporary buffers; every chunk size gives the same values. The dtype (float32 or float64) is kept.
 """
@@ -127,8 +127,8 @@ def _axis_phases(N: int, n: int, k: int, s: int, d: int, lo: int) -> list:
 
 
 def batch_last(a: np.ndarray) -> np.ndarray:
-    """``(B, C, *S)`` -> ``(C, *S, B)`` C-contiguous: a view when ``a`` is laid out so, else a copy."""
-    return np.ascontiguousarray(a.transpose(*range(1, a.ndim), 0))
+    """``(B, C, *S)`` -> the ``(C, *S, B)`` view (contiguous when ``a`` is laid out batch-last)."""
+    return a.transpose(*range(1, a.ndim), 0)
 
 
 def batch_first(a: np.ndarray) -> np.ndarray:
@@ -142,19 +142,21 @@ def _chunks(batch: int, chunk: int) -> list:
 
 
 def _rows(a: np.ndarray, groups: int) -> np.ndarray:
-    """Batch-last ``(C, *S, Bc)`` (possibly a chunk view) -> ``(groups, C/groups, prod(S) * Bc)``."""
-    return np.ascontiguousarray(a).reshape(groups, a.shape[0] // groups, -1)
+    """Samples ``(Bc, C, *S)`` -> GEMM operand ``(groups, C/groups, prod(S) * Bc)``, batch-last: a view
+    when ``a`` is already laid out so, else a copy of this chunk only."""
+    return np.ascontiguousarray(batch_last(a)).reshape(groups, a.shape[1] // groups, -1)
 
 
 def _im2col(big: np.ndarray, plan: Plan) -> np.ndarray:
-    """Batch-last ``(C, *N, Bc)`` -> columns ``(C, prod(K), *n, Bc)``, the taps of ``big`` seen by each output."""
+    """Batch-last ``(C, *N, Bc)`` (any strides) -> columns ``(C, prod(K), *n, Bc)``, the taps of ``big`` seen by
+    each output."""
     c, b = big.shape[0], big.shape[-1]
     strides = plan.geom.strides
     if plan.strided:  # one strided copy per phase, then unit-stride reads
         parts = {r: np.ascontiguousarray(big[(slice(None), *(slice(ri, None, si) for ri, si in zip(r, strides)))])
                  for r in plan.gather_phases}
     else:
-        parts = {plan.gather_phases[0]: big}
+        parts = {plan.gather_phases[0]: np.ascontiguousarray(big)}
     cols = np.empty((c, len(plan.taps), *plan.geom.small, b), big.dtype)
     for t, (phase, dst, src, slabs) in enumerate(plan.gather):
         tap_cols = cols[:, t]
@@ -194,23 +196,21 @@ def correlate(big: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: in
     """
     batch, o = big.shape[0], w.shape[0]
     dtype = np.result_type(big, w)
-    big = batch_last(big)
-    small = batch_last(small) if small is not None else None
     out = np.empty((o, *plan.geom.small, batch), dtype) if want_out else None
     w_g = w.reshape(groups, o // groups, -1)
     w_grad = np.zeros(w_g.shape, dtype) if small is not None else None
     cells = prod(plan.geom.small)
-    chunks = _chunks(batch, chunk)
-    for b0, b1 in chunks:
-        cols = _im2col(big[..., b0:b1], plan).reshape(groups, -1, cells * (b1 - b0))
+    for b0, b1 in _chunks(batch, chunk):
+        cols = _im2col(batch_last(big[b0:b1]), plan).reshape(groups, -1, cells * (b1 - b0))
         if want_out:
-            res = _rows(out, groups) if b1 - b0 == batch else np.empty((groups, o // groups, cols.shape[-1]), dtype)
+            whole = b1 - b0 == batch
+            res = out.reshape(groups, o // groups, -1) if whole else np.empty((groups, o // groups, cols.shape[-1]), dtype)
             for g in range(groups):
                 np.matmul(w_g[g], cols[g], out=res[g])
-            if b1 - b0 < batch:
+            if not whole:
                 out[..., b0:b1] = res.reshape(o, *plan.geom.small, b1 - b0)
         if small is not None:
-            rows = _rows(small[..., b0:b1], groups)
+            rows = _rows(small[b0:b1], groups)
             for g in range(groups):
                 w_grad[g] += _weight_product(rows[g], cols[g])
     return (batch_first(out) if want_out else None), (w_grad.reshape(w.shape) if small is not None else None)
@@ -229,13 +229,19 @@ def scatter(small: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: in
     """Transposed convolution of ``small`` ``(B, O, *n)`` with ``w`` ``(O, C/groups, *K)``: ``(B, C, *N)``."""
     batch, o = small.shape[:2]
     c = w.shape[1] * groups
-    small = batch_last(small)
     out = np.empty((c, *plan.geom.big, batch), np.result_type(small, w))
     w_g = w.reshape(groups, o // groups, -1)
+    cells = prod(plan.geom.small)
     for b0, b1 in _chunks(batch, chunk):
-        rows = _rows(small[..., b0:b1], groups)
-        cols = np.empty((groups, w_g.shape[-1], rows.shape[-1]), out.dtype)
-        for g in range(groups):
-            np.matmul(w_g[g].T, rows[g], out=cols[g])
+        samples = batch_last(small[b0:b1]).reshape(o, cells, b1 - b0)
+        cols = np.empty((groups, w_g.shape[-1], cells * (b1 - b0)), out.dtype)
+        # an input not laid out batch-last is transposed a block of positions at a time, each copy no
+        # larger than the GEMM's result (an input with many channels can dwarf it)
+        step = cells if samples.flags.c_contiguous else max(1, cells * c * len(plan.taps) // o)
+        for p0 in range(0, cells, step):
+            p1 = min(p0 + step, cells)
+            rows = np.ascontiguousarray(samples[:, p0:p1]).reshape(groups, o // groups, -1)
+            for g in range(groups):
+                np.matmul(w_g[g].T, rows[g], out=cols[g][:, p0 * (b1 - b0):p1 * (b1 - b0)])
         _col2im(cols.reshape(c, *plan.geom.kernel, *plan.geom.small, b1 - b0), out[..., b0:b1], plan)
     return batch_first(out)

@@ -201,6 +201,19 @@ class TestDtypeAndChunks:
             for a, b in zip(got, reference):
                 np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
+    @pytest.mark.parametrize("chunk", [0, 2])
+    def test_many_input_channels_few_outputs(self, chunk):
+        """An input much larger than the GEMM's result is transposed in blocks: same values."""
+        rng = np.random.default_rng(5)
+        data, w = rng.standard_normal((3, 16, 5, 4)), rng.standard_normal((16, 1, 1, 1))
+        x = variable((16, 5, 4), "x")
+        y = mg.convolution_transpose(param(w, "w"), x, strides=2, auto_padding=False,
+                                     max_temp_mem_size_in_samples=chunk)
+        expected = np.zeros((3, 1, 9, 7))
+        expected[:, :, ::2, ::2] = np.einsum("bchw,co->bohw", data, w[:, :, 0, 0])
+        np.testing.assert_allclose(y.eval({x: data}), expected, rtol=1e-12)
+        check_gradients(y, {x: data})
+
     @pytest.mark.parametrize("op", ["transpose", "convolution"])
     def test_chunks_lower_peak_memory(self, op):
         rng = np.random.default_rng(4)
