@@ -243,5 +243,6 @@ def scatter(small: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: in
             rows = np.ascontiguousarray(samples[:, p0:p1]).reshape(groups, o // groups, -1)
             for g in range(groups):
                 np.matmul(w_g[g].T, rows[g], out=cols[g][:, p0 * (b1 - b0):p1 * (b1 - b0)])
+            del rows  # before the next block's copy
         _col2im(cols.reshape(c, *plan.geom.kernel, *plan.geom.small, b1 - b0), out[..., b0:b1], plan)
     return batch_first(out)
