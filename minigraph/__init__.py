@@ -6,6 +6,7 @@ from .graph import Constant, Function, Node, Parameter, Variable, constant, inpu
 from .ops import *  # noqa: F401,F403  (every op as mg.NAME, like CNTK)
 from .plot import plot
 from .io import load_model, save_model
+from .onnx_export import ExportError, export_onnx
 from .rng import set_seed
 from .trainer import Trainer
 from .shapes import Dim, InferredDimension
