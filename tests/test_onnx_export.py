@@ -313,6 +313,12 @@ def test_symbolic_sizes_through_one_file(tmp_path):
 
 
 # errors and options ------------------------------------------------------------------------------------
+def test_every_op_but_the_losses_has_a_converter():
+    from minigraph.ops.base import OPS
+    losses = {"SquaredError", "BinaryCrossEntropy", "CrossEntropyWithSoftmax", "ClassificationError"}
+    assert set(OPS) - set(CONVERTERS) == losses
+
+
 def test_op_without_converter_is_named():
     x = mg.input_variable((3,), name="x")
     loss = mg.squared_error(x, mg.constant(np.zeros(3, np.float32)), name="mse")
