@@ -236,8 +236,8 @@ def scatter(small: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: in
         samples = batch_last(small[b0:b1]).reshape(o, cells, b1 - b0)
         cols = np.empty((groups, w_g.shape[-1], cells * (b1 - b0)), out.dtype)
         # an input not laid out batch-last is transposed a block of positions at a time, each copy no
-        # larger than the GEMM's result (an input with many channels can dwarf it)
-        step = cells if samples.flags.c_contiguous else max(1, cells * c * len(plan.taps) // o)
+        # larger than the GEMM's result (an input with many channels can dwarf it) or 1/16 of the input
+        step = cells if samples.flags.c_contiguous else max(-(-cells // 16), cells * c * len(plan.taps) // o)
         for p0 in range(0, cells, step):
             p1 = min(p0 + step, cells)
             rows = np.ascontiguousarray(samples[:, p0:p1]).reshape(groups, o // groups, -1)
