@@ -103,9 +103,7 @@ class Builder:
         """A constant tensor (shared between uses of the same value)."""
         array = np.asarray(array)
         key = ("const", array.dtype.str, array.shape, array.tobytes())
-        if key not in self._memo:
-            self._memo[key] = self.initializer(array, base)
-        return self._memo[key]
+        return self._memoized(key, lambda: self.initializer(array, base))
 
     def ints(self, values) -> str:
         return self.const(np.asarray(list(values), np.int64), "ints")

@@ -4,10 +4,13 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 import minigraph as mg
 from minigraph import layers as L
 from minigraph.onnx_export import CONVERTERS, ExportError, OnnxNotInstalledError, export_onnx
+from minigraph.ops import conv_geometry as geo
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -233,6 +236,38 @@ def test_layers_without_depth_axes(layer, shape):
     check(layer(mg.input_variable(shape, name="x")), data(2, *shape), atol=1e-4)
 
 
+@st.composite
+def conv_geometry(draw, explicit: bool):
+    """One spatial axis of a (transposed) convolution: sizes, stride, dilation, pad mode, output size."""
+    n, k, s, d = draw(st.integers(1, 6)), draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 2))
+    if explicit:
+        mode = (draw(st.integers(0, k)), draw(st.integers(0, k)))
+    else:
+        mode = draw(st.sampled_from([True, False, "same_upper", "same_lower"]))
+    first, last = geo.transpose_sizes(n, k, s, d, mode)
+    assume(last >= 1)
+    return n, k, s, d, mode, draw(st.integers(max(first, 1), last))
+
+
+@given(st.booleans().flatmap(lambda explicit: st.lists(conv_geometry(explicit), min_size=1, max_size=2)),
+       st.sampled_from([1, 2]), st.booleans())
+def test_random_convolution_geometry(axes, groups, transposed):
+    n, k, s, d, modes, out = zip(*axes)
+    if isinstance(modes[0], tuple):
+        options = {"lower_pad": tuple(m[0] for m in modes), "upper_pad": tuple(m[1] for m in modes)}
+    else:
+        options = {"auto_padding": modes}
+    options.update(strides=s, dilation=d, groups=groups)
+    w_shape = (2 * groups, 2, *k)
+    if transposed:
+        x_shape = (2 * groups, *n)
+        options["output_shape"] = out
+    else:  # the convolution reads what the transposed convolution would write
+        x_shape = (2 * groups, *out)
+        assume(all(geo.conv_axis(o, *g[1:5])[0] >= 1 for o, g in zip(out, axes)))
+    conv_check(mg.convolution_transpose if transposed else mg.convolution, w_shape, x_shape, **options)
+
+
 # pooling -----------------------------------------------------------------------------------------
 POOL_CASES = {
     "2d": ((3, 6, 7), {"pooling_window_shape": (2, 2), "strides": 2}),
@@ -310,6 +345,28 @@ def test_symbolic_sizes_through_one_file(tmp_path):
     for size in ((16, 16), (13, 22)):
         a = data(2, 3, *size)
         np.testing.assert_allclose(sess.run(None, {"image": a})[0], y.eval({x: a}), rtol=1e-4, atol=1e-5)
+
+
+SYMBOLIC_CASES = {
+    "conv pad stride 2": lambda x: mg.convolution(mg.constant(data(2, 3, 3, 3)), x, strides=2),
+    "conv same_upper": lambda x: mg.convolution(mg.constant(data(2, 3, 2, 2)), x, strides=3, auto_padding="same_upper"),
+    "conv stride beyond kernel": lambda x: mg.convolution(mg.constant(data(2, 3, 1, 1)), x, strides=3),
+    "max pool pad": lambda x: mg.max_pooling(x, (3, 3), strides=2, auto_padding=True),
+    "average pool pad": lambda x: mg.average_pooling(x, (2, 3), strides=(3, 2), auto_padding=True),
+    "transpose pad": lambda x: mg.convolution_transpose(mg.constant(data(3, 2, 3, 3)), x, strides=2),
+    "transpose same_lower": lambda x: mg.convolution_transpose(mg.constant(data(3, 2, 3, 3)), x, strides=2,
+                                                                auto_padding="same_lower"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SYMBOLIC_CASES))
+def test_symbolic_geometry(case):
+    x = mg.input_variable((3, "H", "W"), name="x")
+    y = SYMBOLIC_CASES[case](x)
+    sess = session(export_onnx(y))
+    for size in ((7, 8), (9, 5), (4, 4)):
+        a = data(2, 3, *size)
+        np.testing.assert_allclose(sess.run(None, {"x": a})[0], y.eval({x: a}), rtol=1e-4, atol=1e-5)
 
 
 # errors and options ------------------------------------------------------------------------------------
