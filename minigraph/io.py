@@ -65,9 +65,14 @@ def write_archive(path, manifest: Mapping, arrays: Mapping[str, np.ndarray]) -> 
 def read_archive(path, expected_format: str, max_version: int) -> tuple[dict, dict[str, np.ndarray]]:
     """Read what :func:`write_archive` wrote; check the format name and version."""
     path = os.fspath(path)
+    with open(path, "rb") as fh:  # a missing or unreadable path raises the usual OSError
+        return _read_zip(fh, path, expected_format, max_version)
+
+
+def _read_zip(fh, path: str, expected_format: str, max_version: int) -> tuple[dict, dict[str, np.ndarray]]:
     what = expected_format.replace("minigraph-", "")
     try:
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(fh) as zf:
             names = set(zf.namelist())
             if _MANIFEST not in names:
                 raise ModelFileError(f"{path}: not a minigraph {what} file (zip archive without {_MANIFEST})")
@@ -85,8 +90,6 @@ def read_archive(path, expected_format: str, max_version: int) -> tuple[dict, di
                                      f"({library_version()}) reads versions up to {max_version}")
             arrays = {n[:-4]: np.load(_bytes_io.BytesIO(zf.read(n)), allow_pickle=False)
                       for n in sorted(names) if n.endswith(".npy")}
-    except FileNotFoundError:
-        raise
     except ModelFileError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as exc:

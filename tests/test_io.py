@@ -142,9 +142,11 @@ def test_unknown_op_in_file(tmp_path):
         mg.load_model(path)
 
 
-def test_missing_file_is_file_not_found(tmp_path):
+def test_missing_file_or_a_folder_is_an_os_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         mg.load_model(tmp_path / "nope.mgz")
+    with pytest.raises(IsADirectoryError):
+        mg.load_model(tmp_path)
 
 
 # checkpoints ----------------------------------------------------------------------------------

@@ -45,9 +45,12 @@ def test_step_uses_the_gradient_of_the_mean_loss():
     assert trainer.previous_minibatch_loss_average == reported and trainer.previous_minibatch_sample_count == 8
 
 
-def test_metric_is_averaged_per_sample():
+@pytest.mark.parametrize("metric_in_loss_graph", [False, True])
+def test_metric_is_averaged_per_sample(metric_in_loss_graph):
     x, t, W, b, y, loss, X, T = _regression(dtype=np.float64)
     metric = mg.abs(y - t)
+    if metric_in_loss_graph:   # read from the training forward pass
+        loss = mg.square(metric)
     trainer = mg.Trainer(y, (loss, metric), L.sgd(y.parameters, 0.0))
     trainer.train_minibatch({x: X, t: T})
     expected = np.mean(np.abs(X @ W.value + b.value - T))
