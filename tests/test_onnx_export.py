@@ -1,6 +1,7 @@
 """ONNX export: every op family, whole networks and symbolic sizes run in ONNX Runtime and give what
 ``model.eval`` gives (float32 tolerance); the file passes the ONNX checker; errors name the cause."""
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 RNG = np.random.default_rng(0)
+GENERATOR_SPEC = Path(__file__).parent.parent / "examples" / "specs" / "generator.toml"
 
 
 def data(*shape, low=-2.0, high=2.0):
@@ -290,7 +292,7 @@ def test_pooling(case, kind):
 
 # whole networks --------------------------------------------------------------------------------------
 def test_readme_generator_through_a_file(tmp_path):
-    net = mg.layers.from_spec("examples/specs/generator.toml")
+    net = mg.layers.from_spec(GENERATOR_SPEC)
     path = tmp_path / "gen.onnx"
     net.export_onnx(path)
     sess = session(onnx.load(path))
