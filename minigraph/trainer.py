@@ -123,13 +123,14 @@ class Trainer:
             for c, v in saved_constants:
                 np.copyto(c.value, v)
             raise
+        metric = self._metric_value(state, feed)  # like the loss, before the update
         batch = state.program.batch
         for learner in self.parameter_learners:
             learner.update({p: grads[p] for p in learner.parameters}, batch)
         self.step_count = step
         self.total_number_of_samples_seen += batch
         self.previous_minibatch_loss_average = average
-        self.previous_minibatch_evaluation_average = self._metric_value(state, feed)
+        self.previous_minibatch_evaluation_average = metric
         self.previous_minibatch_sample_count = batch
         self.history["minibatch_loss"].append(average)
         return average

@@ -51,11 +51,12 @@ def test_metric_is_averaged_per_sample(metric_in_loss_graph):
     metric = mg.abs(y - t)
     if metric_in_loss_graph:   # read from the training forward pass
         loss = mg.square(metric)
-    trainer = mg.Trainer(y, (loss, metric), L.sgd(y.parameters, 0.0))
+    trainer = mg.Trainer(y, (loss, metric), L.sgd(y.parameters, 0.1))
+    before = np.mean(np.abs(X @ W.value + b.value - T))
     trainer.train_minibatch({x: X, t: T})
-    expected = np.mean(np.abs(X @ W.value + b.value - T))
-    assert trainer.previous_minibatch_evaluation_average == pytest.approx(expected)
-    assert trainer.test_minibatch({x: X, t: T}) == pytest.approx(expected)
+    after = np.mean(np.abs(X @ W.value + b.value - T))
+    assert trainer.previous_minibatch_evaluation_average == pytest.approx(before)   # measured before the update
+    assert trainer.test_minibatch({x: X, t: T}) == pytest.approx(after) and after < before
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
