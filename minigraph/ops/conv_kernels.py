@@ -29,6 +29,8 @@ from math import prod
 
 import numpy as np
 
+ALL = slice(None)
+
 
 @dataclass(frozen=True)
 class Geometry:
@@ -49,30 +51,33 @@ class Plan:
     row ``j`` of phase ``r``, and tap ``t`` with ``t*d - lo = shift*s + r`` connects small index ``i``
     with row ``i + shift`` of phase ``r``: unit-stride slices only.
 
-    gather (im2col): per tap, its phase, the column slices it fills, the phase slices it reads and
+    gather (im2col): per tap, its phase, the column index it fills, the phase index it reads and
     the slabs of columns that fall outside ``big`` (zeros; no padded copy of ``big`` is made).
-    phases (col2im): per output phase, the slices of ``big`` it covers, its buffer shape, whether the
-    buffer must be zeroed first, and its taps ``(assign, tap, buffer slices, small slices)``: a tap
-    is assigned where no earlier tap wrote, added elsewhere; the buffer is zeroed only when some
-    cell would otherwise be added to before being written, or never written.
+    phases (col2im): per output phase, the index of ``big`` it covers, its buffer shape, whether the
+    buffer must be zeroed first, and its taps ``(assign, columns index, buffer index)``: a tap is
+    assigned where no earlier tap wrote, added elsewhere; the buffer is zeroed only when some cell
+    would otherwise be added to before being written, or never written. Indexes are complete
+    tuples (channel axis first, batch axis implicit) so that a call builds none.
     """
 
     def __init__(self, geom: Geometry):
         self.geom = geom
         self.taps = list(np.ndindex(*geom.kernel))
+        self.cells = prod(geom.small)
         axes = list(zip(geom.big, geom.small, geom.strides, geom.dilation, geom.lower))
         self.strided = any(s > 1 for s in geom.strides)
         self.gather = [_tap_gather(tap, axes) for tap in self.taps]
-        self.gather_phases = sorted({phase for phase, *_ in self.gather})
+        self.gather_phases = {phase: (ALL, *(slice(r, None, s) for r, s in zip(phase, geom.strides)))
+                              for phase in sorted({phase for phase, *_ in self.gather})}
         per_axis = [_axis_phases(N, n, k, s, d, lo) for (N, n, s, d, lo), k in zip(axes, geom.kernel)]
         self.phases = []
         for combo in itertools.product(*per_axis):
-            out_slices = tuple(slice(r, None, s) for (r, _, _), s in zip(combo, geom.strides))
+            target = (ALL, *(slice(r, None, s) for (r, _, _), s in zip(combo, geom.strides)))
             shape = tuple(q for _, q, _ in combo)
             taps = [tuple(zip(*parts)) for parts in itertools.product(*(taps for _, _, taps in combo))]
             taps.sort(key=lambda t: t[1] != tuple(slice(0, q) for q in shape))  # a covering tap first
-            self.phases.append((out_slices, shape, *_schedule(shape, taps)))
-        self.buffer_size = max((prod(shape) for _, shape, _, _ in self.phases), default=0)
+            self.phases.append((target, shape, prod(shape), *_schedule(shape, taps)))
+        self.buffer_size = max((size for _, _, size, _, _ in self.phases), default=0)
 
 
 def _schedule(shape: tuple, taps: list) -> tuple[bool, list]:
@@ -84,7 +89,7 @@ def _schedule(shape: tuple, taps: list) -> tuple[bool, list]:
         assign = not region.any()
         needs_zero |= not assign and not region.all()
         region[...] = True
-        ops.append((assign, tap, buf_slices, in_slices))
+        ops.append((assign, (ALL, *tap, *in_slices), (ALL, *buf_slices)))
     return needs_zero or not written.all(), ops
 
 
@@ -99,10 +104,10 @@ def _tap_gather(tap: tuple, axes: list) -> tuple:
         phase.append(r)
         dst.append(slice(i0, i1))
         src.append(slice(i0 + shift, i1 + shift))
-        before = (slice(None),) * axis
+        before = (ALL,) * (axis + 1)
         slabs += [before + (slice(0, i0),)] if i0 > 0 else []
         slabs += [before + (slice(i1, n),)] if i1 < n else []
-    return tuple(phase), tuple(dst), tuple(src), slabs
+    return tuple(phase), (ALL, *dst), (ALL, *src), slabs
 
 
 def _axis_phases(N: int, n: int, k: int, s: int, d: int, lo: int) -> list:
@@ -151,18 +156,14 @@ def _im2col(big: np.ndarray, plan: Plan) -> np.ndarray:
     """Batch-last ``(C, *N, Bc)`` (any strides) -> columns ``(C, prod(K), *n, Bc)``, the taps of ``big`` seen by
     each output."""
     c, b = big.shape[0], big.shape[-1]
-    strides = plan.geom.strides
-    if plan.strided:  # one strided copy per phase, then unit-stride reads
-        parts = {r: np.ascontiguousarray(big[(slice(None), *(slice(ri, None, si) for ri, si in zip(r, strides)))])
-                 for r in plan.gather_phases}
-    else:
-        parts = {plan.gather_phases[0]: np.ascontiguousarray(big)}
+    # one strided copy per phase, then unit-stride reads
+    parts = {phase: np.ascontiguousarray(big[index]) for phase, index in plan.gather_phases.items()}
     cols = np.empty((c, len(plan.taps), *plan.geom.small, b), big.dtype)
     for t, (phase, dst, src, slabs) in enumerate(plan.gather):
         tap_cols = cols[:, t]
-        tap_cols[(slice(None), *dst)] = parts[phase][(slice(None), *src)]
+        tap_cols[dst] = parts[phase][src]
         for slab in slabs:
-            tap_cols[(slice(None), *slab)] = 0
+            tap_cols[slab] = 0
     return cols
 
 
@@ -171,20 +172,18 @@ def _col2im(cols: np.ndarray, out: np.ndarray, plan: Plan) -> None:
     Without strides the single phase is ``out`` itself and needs no buffer."""
     c, b = cols.shape[0], cols.shape[-1]
     flat = np.empty(c * b * plan.buffer_size, cols.dtype) if plan.strided else None
-    for out_slices, shape, needs_zero, taps in plan.phases:
-        target = out[(slice(None), *out_slices)]
-        buf = flat[:c * b * prod(shape)].reshape(c, *shape, b) if plan.strided else target
+    for target, shape, size, needs_zero, taps in plan.phases:
+        buf = flat[:c * b * size].reshape(c, *shape, b) if plan.strided else out
         if needs_zero:
             buf.fill(0)
-        for assign, tap, buf_slices, in_slices in taps:
-            src = cols[(slice(None), *tap, *in_slices)]
-            dst = buf[(slice(None), *buf_slices)]
+        for assign, src, dst in taps:
+            view = buf[dst]
             if assign:
-                np.copyto(dst, src)
+                np.copyto(view, cols[src])
             else:
-                np.add(dst, src, out=dst)
+                np.add(view, cols[src], out=view)
         if plan.strided:
-            target[...] = buf
+            out[target] = buf
 
 
 def correlate(big: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: int,
@@ -194,14 +193,12 @@ def correlate(big: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: in
 
     Returns ``(out or None, weight gradient or None)``.
     """
-    batch, o = big.shape[0], w.shape[0]
-    dtype = np.result_type(big, w)
+    batch, o, dtype = big.shape[0], w.shape[0], big.dtype
     out = np.empty((o, *plan.geom.small, batch), dtype) if want_out else None
     w_g = w.reshape(groups, o // groups, -1)
     w_grad = np.zeros(w_g.shape, dtype) if small is not None else None
-    cells = prod(plan.geom.small)
     for b0, b1 in _chunks(batch, chunk):
-        cols = _im2col(batch_last(big[b0:b1]), plan).reshape(groups, -1, cells * (b1 - b0))
+        cols = _im2col(batch_last(big[b0:b1]), plan).reshape(groups, -1, plan.cells * (b1 - b0))
         if want_out:
             whole = b1 - b0 == batch
             res = out.reshape(groups, o // groups, -1) if whole else np.empty((groups, o // groups, cols.shape[-1]), dtype)
@@ -228,10 +225,9 @@ def _weight_product(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
 def scatter(small: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: int) -> np.ndarray:
     """Transposed convolution of ``small`` ``(B, O, *n)`` with ``w`` ``(O, C/groups, *K)``: ``(B, C, *N)``."""
     batch, o = small.shape[:2]
-    c = w.shape[1] * groups
-    out = np.empty((c, *plan.geom.big, batch), np.result_type(small, w))
+    c, cells = w.shape[1] * groups, plan.cells
+    out = np.empty((c, *plan.geom.big, batch), small.dtype)
     w_g = w.reshape(groups, o // groups, -1)
-    cells = prod(plan.geom.small)
     for b0, b1 in _chunks(batch, chunk):
         samples = batch_last(small[b0:b1]).reshape(o, cells, b1 - b0)
         cols = np.empty((groups, w_g.shape[-1], cells * (b1 - b0)), out.dtype)
