@@ -110,9 +110,10 @@ class TestShapesAndResolvedPads:
         lazy = mg.parameter((-1, 2, 3, 3))
         mg.convolution_transpose(lazy, x, reduction_rank=0)
         assert lazy.shape == (1, 2, 3, 3)
-        c = mg.convolution(param(np.ones((2, 1, 3))), variable((5,), "v"), reduction_rank=0)
+        v = variable((5,), "v")
+        c = mg.convolution(param(np.random.default_rng(2).standard_normal((2, 1, 3))), v, reduction_rank=0)
         assert c.shape == (2, 5)
-        check_gradients(c, {c.arguments[0]: data[:, 0, :1].repeat(5, axis=1)})
+        check_gradients(c, {v: np.random.default_rng(3).standard_normal((2, 5))})
 
     def test_describe_for_drawings(self):
         y = mg.convolution_transpose(mg.parameter((2, 3, 4, 4)), mg.input_variable((2, 5, 5)), strides=2,
