@@ -229,7 +229,7 @@ def scatter(small: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: in
     out = np.empty((c, *plan.geom.big, batch), small.dtype)
     w_g = w.reshape(groups, o // groups, -1)
     for b0, b1 in _chunks(batch, chunk):
-        samples = batch_last(small[b0:b1]).reshape(o, cells, b1 - b0)
+        samples = batch_last(small[b0:b1] if b1 - b0 < batch else small).reshape(o, cells, b1 - b0)
         cols = np.empty((groups, w_g.shape[-1], cells * (b1 - b0)), out.dtype)
         # an input not laid out batch-last is transposed a block of positions at a time, each copy no
         # larger than the GEMM's result (an input with many channels can dwarf it) or 1/16 of the input
@@ -240,5 +240,6 @@ def scatter(small: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: in
             for g in range(groups):
                 np.matmul(w_g[g].T, rows[g], out=cols[g][:, p0 * (b1 - b0):p1 * (b1 - b0)])
             del rows  # before the next block's copy
-        _col2im(cols.reshape(c, *plan.geom.kernel, *plan.geom.small, b1 - b0), out[..., b0:b1], plan)
+        _col2im(cols.reshape(c, *plan.geom.kernel, *plan.geom.small, b1 - b0),
+                out[..., b0:b1] if b1 - b0 < batch else out, plan)
     return batch_first(out)
