@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import GraphError, ShapeError
 from .graph import Constant, Function, Node, Parameter, Variable
-from .inference import bind, bind_feed, resolve_feed
+from .inference import bind, bind_feed, feed_arrays
 from .rng import ops_rng
 
 
@@ -45,18 +45,20 @@ class Step:
     cache: dict          # per-shape plan cache of the op, shared by every program using this node
     slots: list          # program indices of the inputs
     index: int           # program index of this node
+    frees: tuple = ()           # values no later step reads (freed after this step when only evaluating)
+    frees_for_backward: tuple = ()  # ... of those, the ones backward does not read either
 
 
 @dataclass
 class Program:
     order: list                  # every node, topologically sorted
     index: dict                  # node -> position in order
+    leaves: list                 # (position, node) of inputs, parameters and constants
     steps: list                  # Step per function node, in order
-    last_use: list               # position of the last step that reads each value
-    needed_by_backward: list     # value must survive forward when gradients will be taken
     shapes: list                 # concrete static shape of each node
     batch: int
     bindings: dict
+    requires_cache: dict = field(default_factory=dict)  # wrt set -> which nodes need gradients
 
 
 @dataclass
@@ -74,11 +76,14 @@ class ForwardState:
         return self.values[node]
 
 
-def compile_program(root: Node, arrays: dict, bindings: dict, batch: int) -> Program:
-    signature = tuple(sorted((v.uid, a.shape, a.dtype.str) for v, a in arrays.items()))
+def compile_program(root: Node, arrays: dict) -> Program:
+    """The program for these fed arrays: cached per signature (which variables, shapes and dtypes),
+    so binding checks and shape rules run once per new signature."""
+    signature = tuple((v.uid, a.shape, a.dtype.char) for v, a in arrays.items())
     program = root.program_cache.get(signature)
     if program is not None:
         return program
+    bindings, batch = bind_feed(arrays)
     order = root.topological_order()
     bound = bind(order, bindings, batch)
     index = {n: i for i, n in enumerate(order)}
@@ -104,8 +109,11 @@ def compile_program(root: Node, arrays: dict, bindings: dict, batch: int) -> Pro
                 needed[s] = True
         if node.op.saves_output:
             needed[i] = True
-    program = Program(order, index, steps, last_use, needed, [bound.shapes[n] for n in order], batch,
-                      dict(bindings))
+    for step in steps:
+        step.frees = tuple(s for s in dict.fromkeys(step.slots) if last_use[s] == step.index)
+        step.frees_for_backward = tuple(s for s in step.frees if not needed[s])
+    leaves = [(i, n) for i, n in enumerate(order) if not isinstance(n, Function)]
+    program = Program(order, index, leaves, steps, [bound.shapes[n] for n in order], batch, dict(bindings))
     if len(root.program_cache) >= 16:  # bound the cache when shapes keep changing
         root.program_cache.pop(next(iter(root.program_cache)))
     root.program_cache[signature] = program
@@ -123,8 +131,8 @@ def _leaf_value(node: Node, arrays: dict) -> np.ndarray:
 def forward(root: Node, feed: Mapping, keep=(), training: bool = False, seed: int | None = None,
             for_backward: bool = True) -> ForwardState:
     """Run the graph of ``root``; see :meth:`minigraph.graph.Node.forward`."""
-    arrays, bindings, batch = bind_feed(resolve_feed(root, feed))
-    program = compile_program(root, arrays, bindings, batch)
+    arrays = feed_arrays(root, feed)
+    program = compile_program(root, arrays)
     ctx = Context(training, np.random.default_rng(seed) if seed is not None else ops_rng())
     keep_idx = {program.index[root]}
     for k in keep:
@@ -132,21 +140,21 @@ def forward(root: Node, feed: Mapping, keep=(), training: bool = False, seed: in
             raise GraphError(f"keep: {getattr(k, 'label', k)} is not in the graph of {root.label}")
         keep_idx.add(program.index[k])
     values: list = [None] * len(program.order)
-    for i, node in enumerate(program.order):
-        if not isinstance(node, Function):
-            values[i] = _leaf_value(node, arrays)
+    for i, node in program.leaves:
+        values[i] = _leaf_value(node, arrays)
     residuals = {}
     for step in program.steps:
-        xs = [values[s] for s in step.slots]
-        y, residual = step.op.forward(step, xs, ctx)
+        y, residual = step.op.forward(step, [values[s] for s in step.slots], ctx)
         values[step.index] = y
         if for_backward and residual is not None:
             residuals[step.index] = residual
-        for s in step.slots:  # free what no later step, backward or caller needs
-            if program.last_use[s] == step.index and s not in keep_idx and not (for_backward and program.needed_by_backward[s]):
+        for s in step.frees_for_backward if for_backward else step.frees:  # what nobody reads again
+            if s not in keep_idx:
                 values[s] = None
-    kept = {n: values[i] for i, n in enumerate(program.order) if values[i] is not None
-            and (i in keep_idx or for_backward)}
+    if for_backward:
+        kept = {n: values[i] for i, n in enumerate(program.order) if values[i] is not None}
+    else:
+        kept = {program.order[i]: values[i] for i in keep_idx}
     return ForwardState(root, program, kept, residuals, ctx, for_backward)
 
 
@@ -155,14 +163,25 @@ def evaluate(root: Node, feed: Mapping, training: bool = False, seed: int | None
     return forward(root, feed, training=training, seed=seed, for_backward=False).values[root]
 
 
-def _wrt_nodes(root: Node, wrt) -> list:
+def _wrt_nodes(root: Node, program: Program, wrt) -> list:
     if wrt is None:
-        return list(root.parameters)
+        return root.parameters
     nodes = [wrt] if isinstance(wrt, Node) else list(wrt)
     for n in nodes:
-        if not isinstance(n, Node) or n not in root.graph:
+        if not isinstance(n, Node) or n not in program.index:
             raise GraphError(f"wrt: {getattr(n, 'label', repr(n))} is not a node of the graph of {root.label}")
     return nodes
+
+
+def _requires(program: Program, wanted: frozenset) -> list:
+    """Which values lie on a path from a ``wanted`` node to the root (cached per ``wanted`` set)."""
+    requires = program.requires_cache.get(wanted)
+    if requires is None:
+        requires = [i in wanted for i in range(len(program.order))]
+        for step in program.steps:
+            requires[step.index] = requires[step.index] or any(requires[s] for s in step.slots)
+        program.requires_cache[wanted] = requires
+    return requires
 
 
 def backward(state: ForwardState, root_gradient=None, wrt=None) -> dict:
@@ -172,7 +191,7 @@ def backward(state: ForwardState, root_gradient=None, wrt=None) -> dict:
     Parameter and constant gradients have the node's static shape (summed over the batch).
     """
     program, root = state.program, state.root
-    nodes = _wrt_nodes(root, wrt)
+    nodes = _wrt_nodes(root, program, wrt)
     if not state.for_backward:
         raise GraphError("backward needs a forward state made with for_backward=True")
     y_root = state.values[root]
@@ -182,10 +201,8 @@ def backward(state: ForwardState, root_gradient=None, wrt=None) -> dict:
         seed_grad = np.asarray(root_gradient, dtype=y_root.dtype)
         if seed_grad.shape != y_root.shape:
             raise ShapeError(f"root gradient for {root.label} has shape {seed_grad.shape}; expected {y_root.shape}")
-    wanted = {program.index[n] for n in nodes}
-    requires = [False] * len(program.order)
-    for i, node in enumerate(program.order):
-        requires[i] = i in wanted or any(requires[program.index[x]] for x in node.inputs_direct)
+    wanted = frozenset(program.index[n] for n in nodes)
+    requires = _requires(program, wanted)
     grads: dict[int, np.ndarray] = {program.index[root]: seed_grad}
     values = state.values
     for step in reversed(program.steps):

@@ -95,6 +95,7 @@ class Node:
         self.scope: tuple[Scope, ...] = current_scope()
         self._graph: nx.DiGraph | None = None
         self._order: list | None = None
+        self._leaf_cache: dict = {}
         self.plan_cache: dict = {}  # per-shape execution plans, filled by ops at run time
         self.program_cache: dict = {}  # compiled runs of the graph rooted here, by feed signature
 
@@ -165,20 +166,23 @@ class Node:
         return list(self._order)
 
     def _leaves(self, cls) -> list["Node"]:
-        return [n for n in self.topological_order() if type(n) is cls]
+        """Leaves of one type in creation order (cached: ancestry never changes)."""
+        if cls not in self._leaf_cache:
+            self._leaf_cache[cls] = sorted((n for n in self.graph if type(n) is cls), key=lambda n: n.uid)
+        return list(self._leaf_cache[cls])
 
     @property
     def arguments(self) -> list["Variable"]:
         """The input variables this node depends on (those that must be fed), in creation order."""
-        return sorted(self._leaves(Variable), key=lambda n: n.uid)
+        return self._leaves(Variable)
 
     @property
     def parameters(self) -> list["Parameter"]:
-        return sorted(self._leaves(Parameter), key=lambda n: n.uid)
+        return self._leaves(Parameter)
 
     @property
     def constants(self) -> list["Constant"]:
-        return sorted(self._leaves(Constant), key=lambda n: n.uid)
+        return self._leaves(Constant)
 
     @property
     def inputs(self) -> list["Node"]:

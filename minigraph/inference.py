@@ -62,15 +62,16 @@ class Bound:
     batch: int                # N, the batch size of the fed arrays (1 when nothing is fed)
 
 
-def resolve_feed(root: Node, feed: Mapping) -> dict:
-    """Map feed keys (variables or names) to the root's arguments; every argument must be fed."""
+def feed_arrays(root: Node, feed: Mapping) -> dict:
+    """Map feed keys (variables or names) to the root's arguments, every argument fed, each value
+    converted to an array of its variable's dtype with the right rank."""
     arguments = root.arguments
-    by_name: dict[str, list] = {}
-    for v in arguments:
-        by_name.setdefault(v.name, []).append(v)
     resolved = {}
     for key, value in feed.items():
         if isinstance(key, str):
+            by_name: dict[str, list] = {}
+            for v in arguments:
+                by_name.setdefault(v.name, []).append(v)
             matches = by_name.get(key, [])
             if len(matches) != 1:
                 problem = "no input" if not matches else f"{len(matches)} inputs"
@@ -79,12 +80,12 @@ def resolve_feed(root: Node, feed: Mapping) -> dict:
             key = matches[0]
         if not isinstance(key, Variable):
             raise GraphError(f"feed key {key!r} is not an input variable; feed inputs by node or by name")
-        if key not in root.graph:
+        if key not in arguments:
             raise GraphError(f"feed key {key.label} is not an input of {root.label}; "
                              f"inputs: {[v.label for v in arguments]}")
-        resolved[key] = value
-    missing = [v.label for v in arguments if v not in resolved]
-    if missing:
+        resolved[key] = _as_feed_array(key, value)
+    if len(resolved) != len(arguments):
+        missing = [v.label for v in arguments if v not in resolved]
         raise GraphError(f"{root.label} needs a value for {', '.join(missing)} (no feed given for it)")
     return resolved
 
@@ -103,13 +104,12 @@ def _as_feed_array(var: Variable, value) -> np.ndarray:
     return arr.astype(var.dtype, copy=False)
 
 
-def bind_feed(feed: dict) -> tuple[dict, dict, int]:
-    """Check fed arrays against their variables and bind named dims.
+def bind_feed(arrays: dict) -> tuple[dict, int]:
+    """Check fed arrays (from :func:`feed_arrays`) against their variables and bind named dims.
 
-    Returns (arrays by variable, bindings name -> int, batch size). Two inputs that disagree on a
-    name, or on the batch size, raise :class:`ShapeError` naming both.
+    Returns (bindings name -> int, batch size). Two inputs that disagree on a name, or on the
+    batch size, raise :class:`ShapeError` naming both.
     """
-    arrays = {var: _as_feed_array(var, value) for var, value in feed.items()}
     bindings: dict[str, int] = {}
     source: dict[str, str] = {}
     batch, batch_src = None, None
@@ -134,7 +134,7 @@ def bind_feed(feed: dict) -> tuple[dict, dict, int]:
             if d != n:
                 raise ShapeError(f"feed for {var.label}: array of shape {arr.shape} does not match static shape "
                                  f"{shape_str(var.shape)} (axis {axis + 1}: expected {d}, got {n})")
-    return arrays, bindings, batch if batch is not None else 1
+    return bindings, batch if batch is not None else 1
 
 
 def bind(order: list, bindings: Mapping[str, int], batch: int) -> Bound:
