@@ -26,13 +26,20 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="training steps (overrides the --quick/full default)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS threads (default 1: these matrices are small, so more threads cost more than they "
+                        "give, several times more on a busy machine)")
     return p
 
 
 def setup(args: argparse.Namespace, quick_steps: int, full_steps: int) -> int:
-    """Create the output folder, seed everything; return the number of steps to run."""
+    """Create the output folder, seed everything, limit BLAS threads; return the number of steps to run."""
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
     if args.steps is not None and args.steps <= 0:
         raise SystemExit(f"--steps must be positive, got {args.steps}")
+    if args.threads <= 0:
+        raise SystemExit(f"--threads must be positive, got {args.threads}")
+    threadpool_limits(limits=args.threads, user_api="blas")
     os.makedirs(args.out, exist_ok=True)
     mg.set_seed(args.seed)
     return args.steps or (quick_steps if args.quick else full_steps)

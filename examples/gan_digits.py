@@ -40,7 +40,7 @@ from minigraph import layers as L
 from minigraph import learners
 
 Z = 16
-QUICK_STEPS, FULL_STEPS = 4000, 20000
+QUICK_STEPS, FULL_STEPS = 6000, 20000
 
 
 def logistic_loss(logit, target: float):

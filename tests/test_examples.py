@@ -57,7 +57,8 @@ def test_wave1d(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["gan_digits.py", "autoencoder_digits.py", "wave1d.py"])
-def test_bad_steps_are_rejected(name, tmp_path):
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "examples", name), "--steps", "0", "--out", str(tmp_path)],
+@pytest.mark.parametrize("option", ["--steps", "--threads"])
+def test_bad_counts_are_rejected(name, option, tmp_path):
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "examples", name), option, "0", "--out", str(tmp_path)],
                           check=False, capture_output=True, text=True, timeout=60)
-    assert done.returncode != 0 and "--steps must be positive" in done.stderr
+    assert done.returncode != 0 and f"{option} must be positive" in done.stderr
