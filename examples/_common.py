@@ -1,7 +1,7 @@
 """What the examples share: command line, the digits data, image grids, loss curves, and the
 classifier that says whether generated digits look like digits.
 
-Every example runs as ``python examples/NAME.py [--quick] [--out DIR] [--steps N] [--seed S]``.
+Every example runs as ``python examples/NAME.py [--quick] [--out DIR] [--steps N] [--seed S] [--threads T]``.
 """
 from __future__ import annotations
 
