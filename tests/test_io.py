@@ -269,3 +269,16 @@ def test_loaded_model_keeps_layer_calls_for_drawings(tmp_path):
     first, second = (n for n in z.topological_order() if n.op_name == "Convolution")
     assert first.scope[-1] is not second.scope[-1] and first.scope[-1].owner is second.scope[-1].owner
     assert isinstance(first.scope[-1].owner, mgio.SavedLayer) and first.scope[-1].owner.kind == "Convolution"
+
+
+def test_a_loaded_model_trains_further(tmp_path):
+    mg.set_seed(0)
+    x = mg.input_variable(2, name="x")
+    mg.layers.Dense(1)(x).save(tmp_path / "m")
+    model = mg.load_model(tmp_path / "m")
+    t = mg.input_variable(1, name="t")
+    trainer = mg.Trainer(model, mg.squared_error(model, t), L.sgd(model, 0.1))
+    X = np.random.default_rng(0).standard_normal((64, 2)).astype(np.float32)
+    data = {"x": X, t: X @ np.array([[2.0], [-1.0]], np.float32)}
+    history = trainer.fit(data, epochs=30, minibatch_size=16, seed=0)
+    assert history["loss"][-1] < 1e-3 * history["loss"][0]

@@ -191,3 +191,11 @@ def test_matches_torch_optim(name):
         t.grad = torch.tensor(g)
         opt.step()
     np.testing.assert_allclose(p.value, t.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_momentum_follows_its_schedule():
+    p = _param([0.0])
+    learner = L.momentum_sgd([p], 1.0, L.momentum_schedule([(1, 0.0), (1, 0.5)]))
+    learner.update({p: np.array([1.0])}, 1)   # m = 0: v = 1
+    learner.update({p: np.array([1.0])}, 1)   # m = 0.5: v = 0.5 + 1
+    np.testing.assert_allclose(p.value, [-2.5])
