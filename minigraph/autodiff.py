@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import GraphError, ShapeError
 from .graph import Constant, Function, Node, Parameter, Variable
-from .inference import bind, bind_feed, feed_arrays
+from .inference import bind, bind_feed, feed_arrays, settle_dtypes
 from .rng import ops_rng
 
 
@@ -85,6 +85,7 @@ def compile_program(root: Node, arrays: dict) -> Program:
         return program
     bindings, batch = bind_feed(arrays)
     order = root.topological_order()
+    settle_dtypes(order)
     bound = bind(order, bindings, batch)
     index = {n: i for i, n in enumerate(order)}
     steps = []

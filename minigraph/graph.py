@@ -438,6 +438,14 @@ class Function(Node):
         """User attributes merged with those the shape pass resolved (e.g. ``lower_pad``)."""
         return {**self.op_attributes, **self.resolved}
 
+    def adopt_dtype(self, dtype) -> None:
+        """A node computed only from dtype-less inputs takes the dtype of what it meets, and so do they."""
+        if self._dtype is None:
+            self._dtype = normalize_dtype(dtype)
+            for x in self.inputs_direct:
+                if x.dtype is None:
+                    x.adopt_dtype(dtype)
+
     @property
     def root_function(self) -> "Function":
         return self

@@ -22,14 +22,17 @@ from .graph import Function, Node, Parameter, Variable
 from .shapes import Dim, shape_str, subs_shape
 
 
-def common_dtype(node: Function) -> np.dtype:
-    """The one float dtype of a node's inputs; inputs without a dtype (scalars, lazy parameters)
-    adopt it. Mixing float32 and float64 is an error: cast explicitly."""
+def common_dtype(node: Function) -> np.dtype | None:
+    """The one float dtype of a node's inputs; inputs without a dtype (scalars, lazy parameters and
+    what is computed from them only) adopt it. Mixing float32 and float64 is an error: cast
+    explicitly. ``None`` when no input has a dtype yet: the node then adopts one later too."""
     known = {x.dtype for x in node.inputs_direct if x.dtype is not None}
     if len(known) > 1:
         listing = ", ".join(f"{x.label}: {x.dtype}" for x in node.inputs_direct if x.dtype is not None)
         raise GraphError(f"{node.label}: inputs mix dtypes ({listing}); convert one with mg.cast(x, dtype)")
-    dtype = known.pop() if known else np.dtype(np.float32)
+    if not known:
+        return None
+    dtype = known.pop()
     for x in node.inputs_direct:
         if x.dtype is None:
             x.adopt_dtype(dtype)
@@ -50,6 +53,14 @@ def infer_node(node: Function) -> None:
     node._shape = tuple(result.shape)
     node._dtype = np.dtype(result.dtype) if result.dtype is not None else dtype
     node.resolved = dict(result.attrs)
+
+
+def settle_dtypes(order: list) -> None:
+    """Before running: nodes still without a dtype (computed from parameters or scalars alone)
+    become float32, from the root down so that their inputs follow."""
+    for node in reversed(order):
+        if node.dtype is None:
+            node.adopt_dtype(np.float32)
 
 
 @dataclass

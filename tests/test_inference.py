@@ -125,3 +125,19 @@ def test_feeds_are_converted_to_the_variable_dtype_and_lists_accepted():
 def test_values_without_fed_inputs_have_batch_one():
     w = mg.parameter((2, 3), init=1.0)
     assert mg.reduce_sum(w, axis=0).eval().shape == (1, 1, 3)
+
+
+def test_nodes_computed_from_dtypeless_parameters_adopt_the_dtype_they_meet():
+    p = mg.parameter((2, 3), init=1.0)          # no dtype yet
+    reshaped = mg.reshape(p, (3, 2))            # computed from p alone: no dtype either
+    assert reshaped.dtype is None
+    x = mg.input_variable((3, 2), dtype=np.float64)
+    y = x + reshaped                            # meets float64: both follow
+    assert (y.dtype, reshaped.dtype, p.dtype) == (np.float64, np.float64, np.float64)
+    assert y.eval({x: np.zeros((1, 3, 2))}).dtype == np.float64
+
+
+def test_a_graph_of_parameters_alone_runs_in_float32():
+    p = mg.parameter((2,), init=1.0)
+    q = p * 2.0 + p
+    assert q.eval().dtype == np.float32 and q.dtype == np.float32
