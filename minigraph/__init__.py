@@ -1,14 +1,25 @@
-"""minigraph: declare convolutional generator networks, see them as graphs, train them."""
-from . import initializers, learners, ops
-from . import layers  # noqa: F401  (mg.layers; registers model.summary())
+"""minigraph: declare convolutional generator networks, see them as graphs, train them.
+
+Every op is ``mg.NAME`` (and ``mg.ops.NAME``), as in CNTK; layers are in ``mg.layers``, learners in
+``mg.learners``.
+"""
+from . import initializers, layers, learners, ops
 from .errors import GraphError, MinigraphError, ModelFileError, RenderError, ShapeError, SpecError, TrainingError
 from .graph import Constant, Function, Node, Parameter, Variable, constant, input_variable, parameter
-from .ops import *  # noqa: F401,F403  (every op as mg.NAME, like CNTK)
-from .plot import plot
 from .io import load_model, save_model
 from .onnx_export import ExportError, export_onnx
+from .ops import *  # noqa: F403  (every op as mg.NAME, like CNTK)
+from .plot import plot
 from .rng import set_seed
-from .trainer import Trainer
 from .shapes import Dim, InferredDimension
+from .trainer import Trainer
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "initializers", "layers", "learners", "ops",
+    "GraphError", "MinigraphError", "ModelFileError", "RenderError", "ShapeError", "SpecError", "TrainingError",
+    "ExportError", "Constant", "Function", "Node", "Parameter", "Variable", "constant", "input_variable",
+    "parameter", "load_model", "save_model", "export_onnx", "plot", "set_seed", "Dim", "InferredDimension",
+    "Trainer", *ops.__all__,
+]

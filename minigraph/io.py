@@ -16,7 +16,6 @@ from __future__ import annotations
 import io as _bytes_io
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelFileError
+from .files import atomic_writer
 from .graph import Constant, Function, Node, Parameter, Scope, Variable, register_method
 from .ops.base import OPS
 from .shapes import as_shape, shape_str
@@ -42,24 +42,12 @@ def library_version() -> str:
 # the archive: JSON manifest + .npy arrays, written atomically --------------------------------------
 def write_archive(path, manifest: Mapping, arrays: Mapping[str, np.ndarray]) -> None:
     """Write ``manifest`` (JSON-able) and ``arrays`` (name -> array) to ``path`` atomically."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                zf.writestr(_MANIFEST, json.dumps(manifest, indent=1))
-                for name, arr in arrays.items():
-                    buf = _bytes_io.BytesIO()
-                    np.save(buf, np.asarray(arr), allow_pickle=False)
-                    zf.writestr(f"{name}.npy", buf.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_writer(path) as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(_MANIFEST, json.dumps(manifest, indent=1))
+        for name, arr in arrays.items():
+            buf = _bytes_io.BytesIO()
+            np.save(buf, np.asarray(arr), allow_pickle=False)
+            zf.writestr(f"{name}.npy", buf.getvalue())
 
 
 def read_archive(path, expected_format: str, max_version: int) -> tuple[dict, dict[str, np.ndarray]]:
@@ -174,7 +162,8 @@ def _node_record(node: Node, index: Mapping[Node, int], scopes: _ScopeTable) -> 
     }
     if isinstance(node, Function):
         if OPS.get(node.op_name) is not node.op:
-            raise TypeError(f"{node.label}: op {node.op_name!r} is not registered (register_op), so it cannot be loaded")
+            raise TypeError(f"{node.label}: op {node.op_name!r} is not registered (register_op), "
+                            f"so it cannot be loaded")
         record["op"] = node.op_name
         record["attributes"] = {k: _encode(v, node.label) for k, v in node.op_attributes.items()}
     elif not isinstance(node, (Variable, Parameter, Constant)):

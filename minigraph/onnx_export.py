@@ -18,8 +18,6 @@ optional dependency (``pip install onnx``); nothing here imports it at module le
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +25,7 @@ import numpy as np
 import sympy as sp
 
 from .errors import MinigraphError
+from .files import write_atomically
 from .graph import Function, Node, Variable, register_method
 from .ops.base import normalize_axes
 from .shapes import Dim, DimLike, is_known
@@ -567,24 +566,8 @@ def export_onnx(model: Node, path=None, *, opset: int = MIN_OPSET, input_names: 
     proto.ir_version = onnx.helper.find_min_ir_version_for(opsets)  # readable by the oldest runtimes of the opset
     onnx.checker.check_model(proto)
     if path is not None:
-        _write_atomically(proto.SerializeToString(), path)
+        write_atomically(path, proto.SerializeToString())
     return proto
-
-
-def _write_atomically(data: bytes, path) -> None:
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 register_method("export_onnx", export_onnx)

@@ -12,14 +12,13 @@ text in any process.
 """
 from __future__ import annotations
 
-import contextlib
 import html
 import os
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import RenderError
+from .files import write_atomically
 from .graph import Constant, Function, Node, Op, Parameter, Scope, Variable
 from .shapes import is_static, num_elements, shape_str
 
@@ -372,21 +371,6 @@ def _render(dot: str, path: str, fmt: str) -> None:
         except graphviz.CalledProcessError as exc:
             detail = (exc.stderr or b"").decode("utf-8", "replace").strip()
             raise RenderError(f"cannot render {path!r}: Graphviz's 'dot' failed: {detail}") from None
-    write_atomically(path, data)
+    write_atomically(path, data, make_folder=True)
 
 
-def write_atomically(path: str, data: bytes) -> None:
-    """Write ``data`` to a fresh file beside ``path``, then rename it over ``path``: readers never
-    see half a file. Missing folders are created."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask, like open()
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
