@@ -282,3 +282,10 @@ def test_a_loaded_model_trains_further(tmp_path):
     data = {"x": X, t: X @ np.array([[2.0], [-1.0]], np.float32)}
     history = trainer.fit(data, epochs=30, minibatch_size=16, seed=0)
     assert history["loss"][-1] < 1e-3 * history["loss"][0]
+
+
+def test_summary_of_a_loaded_model_lists_each_layers_parameters(tmp_path):
+    from minigraph.layers import from_spec, summary
+    model = from_spec("examples/specs/generator.toml")
+    model.save(tmp_path / "g.mgz")
+    assert summary(mg.load_model(tmp_path / "g.mgz")) == summary(model)

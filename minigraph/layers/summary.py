@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import math
 
-from ..graph import Function, Node
+from ..graph import Function, Node, Parameter
 from ..shapes import is_static, shape_str
-from .base import Layer
-from .sequential import Sequential
 
 _PADDED_OPS = ("Convolution", "ConvolutionTranspose", "Pooling")
 HEADER = ("Layer", "Type", "Output shape", "Parameters", "Count", "Pads (lo, hi) per axis")
@@ -65,25 +63,29 @@ def summary(model: Node) -> str:
     if not isinstance(model, Node):
         raise TypeError(f"summary: pass a node (the network's output), got {type(model).__name__}")
     rows = [(v.name or "(input)", "Input", shape_str(v.shape), "", "", "") for v in model.arguments]
-    shown: dict[int, str] = {}
+    shown: dict[tuple, str] = {}
     for entry in _layer_calls(model):
         if entry[0] == "op":
             node = entry[1]
             rows.append((node.name or "-", node.op_name, shape_str(node.shape), "", "", ""))
             continue
         _, scope, depth, nodes = entry
-        owner = scope.owner
         name = "  " * depth + (scope.name or "-")
         out = max(nodes, key=lambda n: n.uid)
         params, count = "", ""
-        if isinstance(owner, Layer) and not isinstance(owner, Sequential) and owner.parameters:
-            if id(owner) in shown:
-                params = f"(shared with {shown[id(owner)]})"
+        # the parameters this call's own ops read (sub-layers list theirs): derived from the graph,
+        # so a loaded model, whose layer objects are gone, shows them too
+        own = list(dict.fromkeys(x for n in nodes if n.scope[-1] is scope for x in n.inputs_direct
+                                 if isinstance(x, Parameter)))
+        if own:
+            key = tuple(sorted(p.uid for p in own))
+            if key in shown:
+                params = f"(shared with {shown[key]})"
             else:
-                shown[id(owner)] = scope.name or scope.kind
-                ordered = sorted(owner.parameters, key=lambda p: p.name != "W")  # W, then b and the rest
+                shown[key] = scope.name or scope.kind
+                ordered = sorted(own, key=lambda p: p.name != "W")  # W, then b and the rest
                 params = ", ".join(f"{p.name} {shape_str(p.shape)}" for p in ordered)
-                count = f"{sum(_count(p) for p in owner.parameters):,}"
+                count = f"{sum(_count(p) for p in own):,}"
         rows.append((name, scope.kind, shape_str(out.shape), params, count, _pads(nodes, scope)))
     widths = [max(len(r[i]) for r in rows + [HEADER]) for i in range(len(HEADER))]
     lines = []
