@@ -86,7 +86,8 @@ def save_curves(path: str, curves: dict, xlabel: str = "step", ylabel: str = "lo
         line, = ax.plot(values, alpha=0.35 if smooth > 1 else 1.0, label=None if smooth > 1 else name)
         if smooth > 1 and len(values) >= smooth:
             mean = np.convolve(values, np.ones(smooth) / smooth, mode="valid")
-            ax.plot(np.arange(smooth - 1, len(values)), mean, color=line.get_color(), label=f"{name} (mean of {smooth})")
+            ax.plot(np.arange(smooth - 1, len(values)), mean, color=line.get_color(),
+                    label=f"{name} (mean of {smooth})")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend()

@@ -1,7 +1,8 @@
 """A convolutional autoencoder of the 8x8 digits whose decoder is made of ConvolutionTranspose layers.
 
 encoder: image (1, 8, 8) -> Convolution 3x3/2 (16) -> Convolution 3x3/2 (32) -> Dense 10 (the code)
-decoder: code -> Dense (32, 2, 2) -> ConvolutionTranspose 3x3/2 (16, 4, 4) -> ConvolutionTranspose 3x3/2 (1, 8, 8) -> sigmoid
+decoder: code -> Dense (32, 2, 2) -> ConvolutionTranspose 3x3/2 (16, 4, 4)
+         -> ConvolutionTranspose 3x3/2 (1, 8, 8) -> sigmoid
 
 Trained with Trainer.fit (momentum SGD) on 3/4 of the digits; reports the mean squared error per
 pixel on the held-out quarter and how often a classifier of real digits still recognises the

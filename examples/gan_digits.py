@@ -76,7 +76,8 @@ def build(width: int = 32):
     d_loss = logistic_loss(d_real, 0.9) + logistic_loss(d_fake, 0.0)
     g_loss = logistic_loss(d_fake, 1.0)
     return {"z": z, "real": real, "real_noise": real_noise, "fake_noise": fake_noise, "fake": fake,
-            "d_real": d_real, "d_loss": d_loss, "g_loss": g_loss, "generator": generator, "discriminator": discriminator}
+            "d_real": d_real, "d_loss": d_loss, "g_loss": g_loss,
+            "generator": generator, "discriminator": discriminator}
 
 
 def make_learner(params, args):
@@ -126,7 +127,8 @@ def main(argv=None) -> dict:
     p.add_argument("--batch", type=int, default=64, help="minibatch size (default 64)")
     p.add_argument("--noise", type=float, default=0.1, help="instance noise std (default 0.1)")
     p.add_argument("--samples", type=int, default=1000, help="samples to generate and judge (default 1000)")
-    p.add_argument("--eval-every", type=int, default=0, help="also judge the samples every N steps (default: at the end)")
+    p.add_argument("--eval-every", type=int, default=0,
+                   help="also judge the samples every N steps (default: at the end)")
     args = p.parse_args(argv)
     steps = setup(args, QUICK_STEPS, FULL_STEPS)
     clock = Stopwatch()

@@ -126,7 +126,8 @@ class Node:
 
     def __repr__(self):
         dt = self.dtype.name if self.dtype is not None else "inferred"
-        return f"{type(self).__name__}({self.op_name!r}, name={self.name!r}, shape={shape_str(self.shape)}, dtype={dt}, id={self.uid})"
+        return (f"{type(self).__name__}({self.op_name!r}, name={self.name!r}, shape={shape_str(self.shape)}, "
+                f"dtype={dt}, id={self.uid})")
 
     # graph ----------------------------------------------------------------------------------
     @property
@@ -337,7 +338,8 @@ class Parameter(Node):
         if not is_static(self._shape):
             self.infer(arr.shape, self._dtype or (arr.dtype if arr.dtype in (np.float32, np.float64) else np.float32))
         if arr.shape != self._shape:
-            raise ShapeError(f"{self.label}: cannot assign a value of shape {arr.shape}; expected {shape_str(self._shape)}")
+            raise ShapeError(f"{self.label}: cannot assign a value of shape {arr.shape}; "
+                             f"expected {shape_str(self._shape)}")
         if self._dtype is None:
             self.adopt_dtype(np.float32)
         self._value = np.array(arr, dtype=self._dtype, copy=True)

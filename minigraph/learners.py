@@ -125,7 +125,8 @@ def learning_parameter_schedule(schedule, epoch_size: int = 1) -> Schedule:
             if len(item) != 2:
                 raise ValueError(f"schedule entry {i} {item!r} must be (n_minibatches, value)")
             n, value = item
-            pieces.append((_positive_int(n, f"schedule entry {i}: n_minibatches"), _number(value, f"schedule entry {i}: value")))
+            pieces.append((_positive_int(n, f"schedule entry {i}: n_minibatches"),
+                           _number(value, f"schedule entry {i}: value")))
         else:
             pieces.append((epoch_size, _number(item, f"schedule entry {i}")))
     return PiecewiseSchedule(pieces)

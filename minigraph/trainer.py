@@ -230,7 +230,8 @@ class Trainer:
                 learner.load_state_dict(backup)
             if isinstance(exc, ModelFileError) or not isinstance(exc, (KeyError, TypeError, ValueError)):
                 raise
-            raise ModelFileError(f"{path}: checkpoint does not fit this trainer ({type(exc).__name__}: {exc})") from None
+            raise ModelFileError(f"{path}: checkpoint does not fit this trainer "
+                                 f"({type(exc).__name__}: {exc})") from None
 
     def _restore(self, manifest: dict, arrays: dict, path) -> None:
         saved = manifest["parameters"]

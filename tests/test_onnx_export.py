@@ -338,7 +338,8 @@ def test_symbolic_sizes_through_one_file(tmp_path):
     x, h = discriminator((3, "H", "W"))
     y = L.ConvolutionTranspose2D(4, 2, strides=2, pad=True, name="up")(h)
     y = trained(mg.reduce_mean(y, axis=[1, 2], keepdims=False) + y[:, 0, 0])
-    pads = [p for n in y.topological_order() if n.op_name in ("Convolution", "Pooling") for p in n.attributes["upper_pad"]]
+    pads = [p for n in y.topological_order() if n.op_name in ("Convolution", "Pooling")
+            for p in n.attributes["upper_pad"]]
     assert any(isinstance(p, mg.Dim) for p in pads)  # pads known only at run time (stride 2 on H, W)
     path = tmp_path / "disc.onnx"
     proto = y.export_onnx(path, batch_dim="batch")

@@ -91,7 +91,8 @@ def test_dot_has_every_node_and_edge_with_shapes():
             assert mg.shapes.shape_str(node.shape) in label, label
     ident = {node: f"n{i}" for i, node in enumerate(order)}
     # edges carry the tensor's shape; parameters and constants show theirs in their own box
-    expected = {(ident[a], ident[b], None if isinstance(a, (mg.Parameter, mg.Constant)) else mg.shapes.shape_str(a.shape))
+    expected = {(ident[a], ident[b],
+                 None if isinstance(a, (mg.Parameter, mg.Constant)) else mg.shapes.shape_str(a.shape))
                 for a, b in y.graph.edges}
     assert set(edges) == expected and len(edges) == len(expected)
 

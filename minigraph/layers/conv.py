@@ -112,7 +112,9 @@ class _ConvolutionLayer(Layer):
 
 
 class Convolution(_ConvolutionLayer):
-    """Convolution(filter_shape, num_filters=None, activation=identity, init=glorot_uniform(), pad=False, strides=1, sharing=True, bias=True, init_bias=0, reduction_rank=1, dilation=1, groups=1, max_temp_mem_size_in_samples=0, name='')
+    """Convolution(filter_shape, num_filters=None, activation=identity, init=glorot_uniform(), pad=False,
+                   strides=1, sharing=True, bias=True, init_bias=0, reduction_rank=1, dilation=1, groups=1,
+                   max_temp_mem_size_in_samples=0, name='')
 
     N-D convolution over the trailing axes (CNTK's layer; cross-correlation, no kernel flip), plus
     ``dilation`` and ``groups``.
@@ -140,7 +142,9 @@ class Convolution(_ConvolutionLayer):
 
 
 class ConvolutionTranspose(_ConvolutionLayer):
-    """ConvolutionTranspose(filter_shape, num_filters=None, activation=identity, init=glorot_uniform(), pad=False, strides=1, sharing=True, bias=True, init_bias=0, output_shape=None, max_temp_mem_size_in_samples=0, reduction_rank=1, name='')
+    """ConvolutionTranspose(filter_shape, num_filters=None, activation=identity, init=glorot_uniform(),
+                            pad=False, strides=1, sharing=True, bias=True, init_bias=0, output_shape=None,
+                            max_temp_mem_size_in_samples=0, reduction_rank=1, name='')
 
     N-D transposed convolution ("deconvolution", CNTK's layer): items of the input are spread into
     the output as a convolution spreads its gradients. ``output_shape`` (spatial; an int applies to

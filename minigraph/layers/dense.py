@@ -8,7 +8,8 @@ from .base import Layer, activation_function, check_bool, check_init, check_int,
 
 
 class Dense(Layer):
-    """Dense(shape, activation=identity, init=glorot_uniform(), input_rank=None, map_rank=None, bias=True, init_bias=0, name='')
+    """Dense(shape, activation=identity, init=glorot_uniform(), input_rank=None, map_rank=None, bias=True,
+             init_bias=0, name='')
 
     ``W`` has shape ``(*input_axes, *shape)`` and ``b`` shape ``shape``; the product is
     ``mg.times(x, W, output_rank=len(shape))``. By default every input axis is contracted (``W`` is

@@ -18,7 +18,8 @@ def _number(value, arg: str, label: str, minimum: float) -> float:
 
 
 class BatchNormalization(Layer):
-    """BatchNormalization(map_rank=None, init_scale=1, normalization_time_constant=5000, momentum=None, epsilon=1e-5, name='')
+    """BatchNormalization(map_rank=None, init_scale=1, normalization_time_constant=5000, momentum=None,
+                          epsilon=1e-5, name='')
 
     CNTK's layer. ``map_rank=1``: spatial batch normalization, one mean/variance (and ``scale``,
     ``bias``) per channel (axis 0), shared over batch and positions: what convolutional layers want.
@@ -76,7 +77,8 @@ class BatchNormalization(Layer):
         if not self._statistics:
             self._create(x)
         return ops.batch_normalization(x, self.scale, self.bias, self.running_mean, self.running_var,
-                                       spatial=self.spatial, normalization_time_constant=self.normalization_time_constant,
+                                       spatial=self.spatial,
+                                       normalization_time_constant=self.normalization_time_constant,
                                        momentum=self.momentum, epsilon=self.epsilon)
 
 

@@ -15,8 +15,8 @@ from ..errors import ShapeError
 from ..graph import Function, Inferred, Op, as_node, register_operator
 from ..shapes import DimLike, broadcast_shapes, shape_str
 
-__all__ = ["Op", "Inferred", "ShapeError", "make", "register_op", "OPS", "align", "unbroadcast", "export", "EXPORTS", "check_axis",
-           "normalize_axes"]
+__all__ = ["Op", "Inferred", "ShapeError", "make", "register_op", "OPS", "align", "unbroadcast", "export", "EXPORTS",
+           "check_axis", "normalize_axes"]
 
 EXPORTS: dict[str, Callable] = {}
 """Every public op function by name; ``mg.ops.NAME`` and ``mg.NAME``."""

@@ -36,7 +36,8 @@ class _ConvolutionOp(Op):
         if len(x_shape) != rank + rr:
             expected = f"(C, {rank} spatial)" if rr else f"({rank} spatial, no channel axis: reduction_rank=0)"
             raise ShapeError(f"{label}: operand of shape {shape_str(x_shape)} has rank {len(x_shape)}; the "
-                             f"{rank}D kernel of convolution_map {shape_str(w_shape)} needs rank {rank + rr} {expected}")
+                             f"{rank}D kernel of convolution_map {shape_str(w_shape)} "
+                             f"needs rank {rank + rr} {expected}")
         channels = x_shape[0] if rr else 1
         groups = _check_options(attrs, label)
         if is_known(channels) and channels % groups:
@@ -126,8 +127,8 @@ class ConvolutionOp(_ConvolutionOp):
         for axis, (n, k, s, d, mode) in enumerate(zip(spatial, kernel, strides, dilation, modes)):
             size, lo, hi = geo.conv_axis(n, k, s, d, mode)
             if is_known(size) and size < 1:
-                raise ShapeError(f"{label}: operand spatial shape {shape_str(spatial)} is too small on axis {axis}: input "
-                                 f"{n} with pads {_pair(lo, hi)} is shorter than the dilated kernel "
+                raise ShapeError(f"{label}: operand spatial shape {shape_str(spatial)} is too small on axis {axis}: "
+                                 f"input {n} with pads {_pair(lo, hi)} is shorter than the dilated kernel "
                                  f"{geo.effective_kernel(k, d)} (filter {k}, dilation {d})")
             out.append(size), lower.append(lo), upper.append(hi)
         return out, lower, upper

@@ -201,7 +201,8 @@ def correlate(big: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: in
         cols = _im2col(batch_last(big[b0:b1]), plan).reshape(groups, -1, plan.cells * (b1 - b0))
         if want_out:
             whole = b1 - b0 == batch
-            res = out.reshape(groups, o // groups, -1) if whole else np.empty((groups, o // groups, cols.shape[-1]), dtype)
+            res = (out.reshape(groups, o // groups, -1) if whole
+                   else np.empty((groups, o // groups, cols.shape[-1]), dtype))
             for g in range(groups):
                 np.matmul(w_g[g], cols[g], out=res[g])
             if not whole:

@@ -51,8 +51,8 @@ class BatchNormOp(Op):
                     filled[slot] = stats
                 continue
             per = "per channel (axis 0)" if attrs["spatial"] else "per element (spatial=False)"
-            raise ShapeError(f"{label}: {what} has shape {shape_str(given)}; expected {shape_str(stats)} for an operand "
-                             f"of shape {shape_str(shape)} ({per})")
+            raise ShapeError(f"{label}: {what} has shape {shape_str(given)}; expected {shape_str(stats)} "
+                             f"for an operand of shape {shape_str(shape)} ({per})")
         return Inferred(shape, input_shapes=filled)
 
     @staticmethod

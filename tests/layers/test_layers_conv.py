@@ -29,7 +29,8 @@ def transpose_oracle(x, W, strides, pads, out_spatial):
         for k in np.ndindex(*kernel):
             o = tuple(ii * s + kk - lo for ii, kk, s, lo in zip(i, k, strides, lows))
             if all(0 <= oo < big for oo, big in zip(o, out_spatial)):
-                y[(slice(None), slice(None), *o)] += x[(slice(None), slice(None), *i)] @ W[(slice(None), slice(None), *k)]
+                y[(slice(None), slice(None), *o)] += (x[(slice(None), slice(None), *i)]
+                                                      @ W[(slice(None), slice(None), *k)])
     return y
 
 
@@ -46,7 +47,8 @@ def conv_oracle(x, W, strides, pads):
         for k in np.ndindex(*kernel):
             src = tuple(ii * s + kk - lo for ii, kk, s, lo in zip(i, k, strides, lows))
             if all(0 <= p < n for p, n in zip(src, n_sp)):
-                y[(slice(None), slice(None), *i)] += x[(slice(None), slice(None), *src)] @ W[(slice(None), slice(None), *k)].T
+                y[(slice(None), slice(None), *i)] += (x[(slice(None), slice(None), *src)]
+                                                      @ W[(slice(None), slice(None), *k)].T)
     return y
 
 

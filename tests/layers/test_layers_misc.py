@@ -125,7 +125,8 @@ def test_nested_scopes_and_error_paths():
     assert " #" not in str(info.value).splitlines()[0]  # no op-node id: the layer path says where
     y = L.Sequential([L.Dense((4, 2, 2), name="fc")], name="decoder")(mg.input_variable(5))
     times = next(n for n in y.topological_order() if n.op_name == "Times")
-    assert [s.name for s in times.scope] == ["decoder", "fc"] and [s.kind for s in times.scope] == ["Sequential", "Dense"]
+    assert ([s.name for s in times.scope] == ["decoder", "fc"]
+            and [s.kind for s in times.scope] == ["Sequential", "Dense"])
 
 
 def test_calling_a_layer_on_a_non_node():

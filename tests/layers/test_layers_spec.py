@@ -162,7 +162,8 @@ def test_bad_files_are_named(tmp_path):
         L.from_spec(bad_toml)
     typo = tmp_path / "typo.toml"
     typo.write_text('[input]\nshape = [4]\n\n[[layer]]\ntype = "Dense"\nshape = 3\nbais = false\n')
-    with pytest.raises(mg.SpecError, match=r"typo.toml: layer 1 \(Dense\): unknown argument 'bais'; did you mean 'bias'"):
+    with pytest.raises(mg.SpecError,
+                       match=r"typo.toml: layer 1 \(Dense\): unknown argument 'bais'; did you mean 'bias'"):
         L.from_spec(typo)
     with pytest.raises(TypeError, match="path"):
         L.from_spec(42)

@@ -308,7 +308,8 @@ class TestErrors:
         with pytest.raises(mg.ShapeError, match=r"output_shape \(8, 30\) is invalid on spatial axis 1\.\n"
                                                 r"  explicit pads: input 14, filter 3, strides 2, pads \(1, 1\), "
                                                 r"dilation 1 -> valid output sizes on axis 1: 27, 28\n"
-                                                r"  Hint: pass output_shape=\(8, 28\), or leave it out to get \(7, 27\)"):
+                                                r"  Hint: pass output_shape=\(8, 28\), "
+                                                r"or leave it out to get \(7, 27\)"):
             mg.convolution_transpose(mg.parameter((1, 1, 3, 3)), x, strides=2, output_shape=(8, 30),
                                      lower_pad=(1, 1), upper_pad=1)
 
@@ -326,13 +327,15 @@ class TestErrors:
     def test_non_positive_output_size(self):
         with pytest.raises(mg.ShapeError, match=r"'up': the output size is not positive on spatial axis 0\.\n"
                                                 r"  explicit pads: input 1, filter 2, strides 1, pads \(2, 1\), "
-                                                r"dilation 1 -> valid output sizes on axis 0: none \(the pads are too large for this input\)\n"
+                                                r"dilation 1 -> valid output sizes on axis 0: "
+                                                r"none \(the pads are too large for this input\)\n"
                                                 r"  Hint: use smaller pads or a larger input\.$"):
             mg.convolution_transpose(mg.parameter((1, 1, 2)), mg.input_variable((1, 1)), lower_pad=2, upper_pad=1,
                                      name="up")
 
     def test_convolution_input_smaller_than_kernel(self):
-        with pytest.raises(mg.ShapeError, match=r"Convolution 'c': operand spatial shape \(2, 9\) is too small on axis 0: "
+        with pytest.raises(mg.ShapeError, match=r"Convolution 'c': operand spatial shape \(2, 9\) "
+                                                r"is too small on axis 0: "
                                                 r"input 2 with pads \(0, 0\) is shorter than the dilated kernel 5 "
                                                 r"\(filter 3, dilation 2\)"):
             mg.convolution(mg.parameter((1, 1, 3, 3)), mg.input_variable((1, 2, 9)), auto_padding=False, dilation=2,

@@ -46,7 +46,8 @@ class Case:
     def modes(self) -> list:
         if "auto_padding" in self.pads:
             return geo.per_axis(self.pads["auto_padding"], "auto_padding", len(self.kernel), self.kernel, "", False)
-        lo, hi = (geo.per_axis(self.pads[k], k, len(self.kernel), self.kernel, "", 0) for k in ("lower_pad", "upper_pad"))
+        lo, hi = (geo.per_axis(self.pads[k], k, len(self.kernel), self.kernel, "", 0)
+                  for k in ("lower_pad", "upper_pad"))
         return list(zip(lo, hi))
 
     def output_shape(self):
