@@ -43,8 +43,8 @@ def build(w: Workload, x: np.ndarray, W: np.ndarray, max_temp_mem_size_in_sample
         padding = {"auto_padding": True, "output_shape": w.output_shape}
     else:
         padding = {"auto_padding": False, "lower_pad": w.pad[0], "upper_pad": w.pad[1]}
-    y = mg.ops.convolution_transpose(Wp, xv, strides=w.stride, max_temp_mem_size_in_samples=max_temp_mem_size_in_samples,
-                                     name=w.name, **padding)
+    y = mg.ops.convolution_transpose(Wp, xv, strides=w.stride, name=w.name, **padding,
+                                     max_temp_mem_size_in_samples=max_temp_mem_size_in_samples)
     if tuple(y.shape) != w.y_shape[1:]:
         raise AssertionError(f"{w.name}: minigraph gives output shape {tuple(y.shape)}; the workload expects "
                              f"{w.y_shape[1:]} (pads {w.pads()})")

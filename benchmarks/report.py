@@ -151,7 +151,8 @@ def _glance(results: dict) -> list[str]:
                      "-" if "forward_vs_onnxruntime" not in ratios else f"{ratios['forward_vs_onnxruntime']:.2f}"])
     summed = [r for r in results["workloads"] if r["group"] == SUM_GROUP]
     if summed:
-        rows.append([f"{SUM_GROUP} layers summed", "", _verdict(ratio_of_sums(summed, "forward"), SUM_LIMITS["forward"]),
+        rows.append([f"{SUM_GROUP} layers summed", "",
+                     _verdict(ratio_of_sums(summed, "forward"), SUM_LIMITS["forward"]),
                      _verdict(ratio_of_sums(summed, "fwd_bwd"), SUM_LIMITS["fwd_bwd"]), ""])
     step = results.get("sgd_step", {})
     if "minigraph_s" in step:
