@@ -88,7 +88,11 @@ def _initializer(value, where: str, arg: str):
         except (TypeError, ValueError) as exc:
             raise SpecError(f"{where}: {arg}: {exc}") from None
     if isinstance(value, list):
-        return np.asarray(value, dtype=np.float64)
+        try:
+            return np.asarray(value, dtype=np.float64)
+        except (ValueError, TypeError):
+            raise SpecError(f"{where}: {arg}: {value!r} is not an array of numbers (nested lists of equal "
+                            f"lengths)") from None
     return value
 
 
@@ -204,17 +208,26 @@ def layer_spec(layer: Layer) -> dict:
 
 
 def _top_layers(model: Node) -> list:
-    owners, seen = [], set()
+    """The top-level layers whose calls built ``model``, in call order. A layer called more than
+    once, at any depth, raises SpecError: a spec gives every layer its own weights."""
+    owners: list = []
+    calls: dict[int, set] = {}
     for node in model.topological_order():
         if not isinstance(node, Function):
             continue
         if not node.scope or not isinstance(node.scope[0].owner, Layer):
             raise SpecError(f"to_spec: {node.label} was not built by a layer; only networks made of layers can be "
                             f"written as specs")
-        owner = node.scope[0].owner
-        if id(owner) not in seen:
-            seen.add(id(owner))
-            owners.append(owner)
+        for scope in node.scope:
+            owner = scope.owner
+            if not isinstance(owner, Layer):
+                continue
+            calls.setdefault(id(owner), set()).add(id(scope))
+            if len(calls[id(owner)]) > 1:
+                raise SpecError(f"to_spec: {owner.label} is called more than once in {model.label} (shared "
+                                f"weights); a spec cannot express that: give each call its own layer")
+        if not any(o is node.scope[0].owner for o in owners):
+            owners.append(node.scope[0].owner)
     return owners
 
 

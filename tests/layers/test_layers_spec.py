@@ -114,6 +114,16 @@ def test_to_spec_rejects_what_a_spec_cannot_say():
         L.to_spec(L.Dense(3)(x) + L.Dense(3)(mg.input_variable(4)))
 
 
+def test_to_spec_rejects_a_layer_called_twice():
+    """Two calls share one layer's weights, which a spec (one layer per table) cannot say."""
+    d = L.Dense(4, name="shared")
+    with pytest.raises(mg.SpecError, match="Dense 'shared' is called more than once"):
+        L.to_spec(d(d(mg.input_variable(4))))
+    inner = L.Dense(4, name="inner")
+    with pytest.raises(mg.SpecError, match="Dense 'inner' is called more than once"):
+        L.to_spec(L.Sequential([inner, inner])(mg.input_variable(4)))
+
+
 BAD = [
     ({"layer": [{"type": "Dense", "shape": 3}]}, r"spec: missing \[input\] table"),
     ({"input": {"shape": [4]}}, "no layers"),
@@ -167,6 +177,20 @@ def test_bad_files_are_named(tmp_path):
         L.from_spec(typo)
     with pytest.raises(TypeError, match="path"):
         L.from_spec(42)
+    missing = tmp_path / "missing.toml"
+    with pytest.raises(FileNotFoundError, match="missing.toml") as info:   # like load_model: the OSError
+        L.from_spec(missing)
+    assert info.value.filename == str(missing)
+
+
+@pytest.mark.parametrize("init", [[[1, 2], [3]], ["a"]])
+def test_bad_init_arrays_name_the_file_layer_and_argument(tmp_path, init):
+    spec = {"input": {"shape": [2]}, "layer": [{"type": "Dense", "shape": 2},
+                                               {"type": "Dense", "shape": 2, "init": init}]}
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(mg.SpecError, match=r"net.json: layer 2 \(Dense\): init: .* is not an array of numbers"):
+        L.from_spec(path)
 
 
 @settings(deadline=None)
