@@ -60,7 +60,7 @@ class ReduceOp(Op):
             return [np.broadcast_to(g / math.prod(shape[a] for a in axes), step.in_array_shapes[0])]
         # max: the gradient goes to the maximal entries, shared equally between ties
         mask = xs[0] == y.reshape(kept)
-        return [mask * (g / mask.sum(axis=tuple(a + 1 for a in axes), keepdims=True))]
+        return [mask * (g / mask.sum(axis=tuple(a + 1 for a in axes), keepdims=True, dtype=g.dtype))]
 
 
 REDUCE = {kind: register_op(ReduceOp(f"Reduce{kind.capitalize()}", kind)) for kind in ("sum", "mean", "max")}
