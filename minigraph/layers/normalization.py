@@ -64,7 +64,9 @@ class BatchNormalization(Layer):
         self.weight("bias", shape, 0.0, "init_bias")
         with self.own_scope():
             for key, fill in (("running_mean", 0.0), ("running_var", 1.0)):
-                self._statistics[key] = Constant(np.full(shape, fill, dtype=x.dtype), name=key)
+                # a list (not an array) has no dtype of its own: when the input has none yet, the
+                # statistics adopt the dtype the graph settles on, like the input and the parameters
+                self._statistics[key] = Constant(np.full(shape, fill).tolist(), dtype=x.dtype, name=key)
                 self._pending.pop(key)
 
     def __getattr__(self, attr):
