@@ -75,4 +75,15 @@ def param(value, name=""):
     return mg.parameter(init=np.asarray(value, dtype=np.float64), name=name)
 
 
-__all__ = ["check_gradients", "variable", "param", "Variable"]
+def recording(fns, calls: list) -> tuple:
+    """``fns`` (an op's per-input gradient functions), each appending its index to ``calls`` when it
+    runs: to check that a vjp computes only the gradients backward asks for."""
+    def spy(i, fn):
+        def run(*args):
+            calls.append(i)
+            return fn(*args)
+        return run
+    return tuple(spy(i, fn) for i, fn in enumerate(fns))
+
+
+__all__ = ["check_gradients", "variable", "param", "recording", "Variable"]

@@ -137,9 +137,12 @@ def clip(x, min_value: float, max_value: float, name: str = ""):
 
 
 class Binary(Op):
-    """``y = f(a, b)`` with numpy broadcasting of the static shapes; ``grads(a, b, y, g) -> (ga, gb)``."""
+    """``y = f(a, b)`` with numpy broadcasting of the static shapes; ``grads = (grad_a, grad_b)``, each
+    ``(a, b, y, g) -> gradient`` at the output's shape. Only the gradients the backward pass needs are
+    computed."""
 
-    def __init__(self, name: str, f: Callable, grads: Callable, uses_x: bool = True, uses_y: bool = False):
+    def __init__(self, name: str, f: Callable, grads: tuple[Callable, Callable], uses_x: bool = True,
+                 uses_y: bool = False):
         self.name, self.f, self.grads = name, f, grads
         self.saves_inputs, self.saves_output = uses_x, uses_y
 
@@ -153,16 +156,17 @@ class Binary(Op):
     def vjp(self, step, g, xs, y, residual, needs):
         rank = len(step.out_shape)
         a, b = (align(x, rank) if x is not None else None for x in xs)
-        ga, gb = self.grads(a, b, y, g)
-        return [unbroadcast(np.broadcast_to(gi, g.shape), shp) if need else None
-                for gi, shp, need in zip((ga, gb), step.in_array_shapes, needs)]
+        # every gradient formula multiplies g, so it already has the output's shape
+        return [unbroadcast(grad(a, b, y, g), shp) if need else None
+                for grad, shp, need in zip(self.grads, step.in_array_shapes, needs)]
 
 
 BINARY = {
-    "plus": Binary("Plus", np.add, lambda a, b, y, g: (g, g), uses_x=False),
-    "minus": Binary("Minus", np.subtract, lambda a, b, y, g: (g, -g), uses_x=False),
-    "element_times": Binary("ElementTimes", np.multiply, lambda a, b, y, g: (g * b, g * a)),
-    "element_divide": Binary("ElementDivide", np.divide, lambda a, b, y, g: (g / b, -g * a / (b * b))),
+    "plus": Binary("Plus", np.add, (lambda a, b, y, g: g, lambda a, b, y, g: g), uses_x=False),
+    "minus": Binary("Minus", np.subtract, (lambda a, b, y, g: g, lambda a, b, y, g: -g), uses_x=False),
+    "element_times": Binary("ElementTimes", np.multiply, (lambda a, b, y, g: g * b, lambda a, b, y, g: g * a)),
+    "element_divide": Binary("ElementDivide", np.divide,
+                             (lambda a, b, y, g: g / b, lambda a, b, y, g: -g * a / (b * b))),
 }
 
 

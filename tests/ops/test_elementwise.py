@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 import minigraph as mg
-from gradcheck import check_gradients, param, variable
+from gradcheck import check_gradients, param, recording, variable
+from minigraph.ops.elementwise import BINARY
 
 UNARY_CASES = {
     "negate": (mg.negate, np.negative, {}),
@@ -88,3 +89,14 @@ def test_incompatible_broadcast_names_shapes():
 def test_clip_rejects_inverted_bounds():
     with pytest.raises(ValueError, match="min_value"):
         mg.clip(mg.input_variable((2,)), 1.0, 0.0)
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@pytest.mark.parametrize("wanted", [0, 1])
+def test_binary_computes_only_the_wanted_gradient(name, wanted, monkeypatch):
+    op, calls = BINARY[name], []
+    monkeypatch.setattr(op, "grads", recording(op.grads, calls))
+    x, p = variable((3,), "x"), param([1.0, 2.0, 4.0], "p")
+    y = mg.ops.EXPORTS[name](x, p)
+    y.grad({x: _data((2, 3), positive=True)}, wrt=[(x, p)[wanted]])
+    assert calls == [wanted]
