@@ -27,9 +27,14 @@ def _bce_terms(o, t, attrs):
     return -(t * np.log(c) + (1 - t) * np.log1p(-c)), None
 
 
-def _bce_grads(o, t, residual, attrs):
+def _bce_grad_output(o, t, residual, attrs):
     c, inside = _bce_clip(o)
-    return inside * ((1 - t) / (1 - c) - t / c), np.log1p(-c) - np.log(c)
+    return inside * ((1 - t) / (1 - c) - t / c)
+
+
+def _bce_grad_target(o, t, residual, attrs):
+    c, _ = _bce_clip(o)
+    return np.log1p(-c) - np.log(c)
 
 
 def _ce_terms(o, t, attrs):
@@ -38,17 +43,18 @@ def _ce_terms(o, t, attrs):
     return -t * log_p, log_p
 
 
-def _ce_grads(o, t, log_p, attrs):
-    axis = attrs["axis"] + 1
-    return np.exp(log_p) * np.sum(t, axis=axis, keepdims=True) - t, -log_p
+def _ce_grad_output(o, t, log_p, attrs):
+    return np.exp(log_p) * np.sum(t, axis=attrs["axis"] + 1, keepdims=True) - t
 
 
 class LossOp(Op):
-    """``loss[n] = sum(terms(output, target)[n])``; ``grads`` gives d terms / d output and / d target."""
+    """``loss[n] = sum(terms(output, target)[n])``; ``grads = (d terms / d output, d terms / d target)``,
+    each ``(output, target, residual, attrs) -> array``; only the gradients backward needs are computed."""
 
     saves_output = False
 
-    def __init__(self, name: str, terms: Callable, grads: Callable | None, needs_axis: bool = False):
+    def __init__(self, name: str, terms: Callable, grads: tuple[Callable, Callable] | None,
+                 needs_axis: bool = False):
         self.name, self.terms, self.grads, self.needs_axis = name, terms, grads, needs_axis
         self.differentiable = grads is not None
 
@@ -72,11 +78,10 @@ class LossOp(Op):
 
     def vjp(self, step, g, xs, y, residual, needs):
         o, t, attrs = self._aligned(step, xs)
-        go, gt = self.grads(o, t, residual, attrs)
         full = np.broadcast_shapes(o.shape, t.shape)
         g = g.reshape((g.shape[0],) + (1,) * (len(full) - 1))
-        return [unbroadcast(np.broadcast_to(g * gi, full), shp) if need else None
-                for gi, shp, need in zip((go, gt), step.in_array_shapes, needs)]
+        return [unbroadcast(np.broadcast_to(g * grad(o, t, residual, attrs), full), shp) if need else None
+                for grad, shp, need in zip(self.grads, step.in_array_shapes, needs)]
 
 
 class ErrorOp(LossOp):
@@ -94,9 +99,10 @@ class ErrorOp(LossOp):
 
 LOSSES = {
     "squared_error": LossOp("SquaredError", lambda o, t, attrs: ((o - t) ** 2, None),
-                            lambda o, t, residual, attrs: (2 * (o - t), 2 * (t - o))),
-    "binary_cross_entropy": LossOp("BinaryCrossEntropy", _bce_terms, _bce_grads),
-    "cross_entropy_with_softmax": LossOp("CrossEntropyWithSoftmax", _ce_terms, _ce_grads, needs_axis=True),
+                            (lambda o, t, residual, attrs: 2 * (o - t), lambda o, t, residual, attrs: 2 * (t - o))),
+    "binary_cross_entropy": LossOp("BinaryCrossEntropy", _bce_terms, (_bce_grad_output, _bce_grad_target)),
+    "cross_entropy_with_softmax": LossOp("CrossEntropyWithSoftmax", _ce_terms,
+                                         (_ce_grad_output, lambda o, t, log_p, attrs: -log_p), needs_axis=True),
     "classification_error": ErrorOp("ClassificationError", None, None, needs_axis=True),
 }
 for _op in LOSSES.values():

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 import minigraph as mg
-from gradcheck import check_gradients, param, variable
+from gradcheck import check_gradients, param, recording, variable
+from minigraph.ops.losses import LOSSES
 
 RNG = np.random.default_rng(0)
 
@@ -117,3 +118,14 @@ def test_loss_shape_errors_name_the_loss():
 def test_loss_argument_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call(mg.input_variable((3,)))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("wanted", [0, 1])
+def test_loss_computes_only_the_wanted_gradient(name, wanted, monkeypatch):
+    fn, _, sample = CASES[name]
+    op, calls = LOSSES[name], []
+    monkeypatch.setattr(op, "grads", recording(op.grads, calls))
+    o, t = variable((4,), "o"), param(_probabilities(4), "t")
+    fn(o, t).grad({o: sample((2, 4))}, wrt=[(o, t)[wanted]])
+    assert calls == [wanted]
