@@ -26,6 +26,7 @@ import numpy as np
 from .errors import ModelFileError
 from .files import atomic_writer
 from .graph import Constant, Function, Node, Parameter, Scope, Variable, register_method
+from .inference import settle_dtypes
 from .ops.base import OPS
 from .shapes import as_shape, shape_str
 
@@ -180,6 +181,7 @@ def graph_manifest(roots: list[Node]) -> tuple[list[Node], dict, dict[str, np.nd
         for n in root.topological_order():
             seen.setdefault(n)
     nodes = sorted(seen, key=lambda n: n.uid)  # creation order is a topological order
+    settle_dtypes(nodes)  # what a run would do first: dtype-less nodes become float32, as the file records
     index = {n: i for i, n in enumerate(nodes)}
     scopes = _ScopeTable()
     records = [_node_record(n, index, scopes) for n in nodes]

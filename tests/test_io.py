@@ -142,6 +142,15 @@ def test_unknown_op_in_file(tmp_path):
         mg.load_model(path)
 
 
+def test_a_float32_model_saved_before_any_run_reloads_as_float32(tmp_path):
+    p = mg.parameter((3,), init=1.0)
+    y = mg.reduce_sum(p * 2.0)
+    assert y.dtype is None   # nothing has met a dtype yet; a run would settle on float32
+    y.save(tmp_path / "m")
+    z = mg.load_model(tmp_path / "m")
+    assert z.dtype == y.dtype == np.float32 and z.eval().dtype == np.float32 and z.eval() == 6.0
+
+
 def test_missing_file_or_a_folder_is_an_os_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         mg.load_model(tmp_path / "nope.mgz")
