@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+import networkx as nx
 import numpy as np
 
 from .errors import GraphError, ShapeError
@@ -40,6 +41,7 @@ class Step:
     attrs: dict
     in_shapes: list
     in_array_shapes: list  # run-time array shapes of the inputs: (N or 1, *static)
+    dtypes: list           # dtypes of the inputs
     out_shape: tuple
     dtype: np.dtype
     cache: dict          # per-shape plan cache of the op, shared by every program using this node
@@ -76,15 +78,24 @@ class ForwardState:
         return self.values[node]
 
 
-def compile_program(root: Node, arrays: dict) -> Program:
-    """The program for these fed arrays: cached per signature (which variables, shapes and dtypes),
-    so binding checks and shape rules run once per new signature."""
-    signature = tuple((v.uid, a.shape, a.dtype.char) for v, a in arrays.items())
+def _union_order(root: Node, extra: tuple) -> list:
+    """Topological order of the graphs of ``root`` and the ``extra`` outputs together."""
+    if not extra:
+        return root.topological_order()
+    union = nx.compose_all([root.graph, *(e.graph for e in extra)])
+    return list(nx.lexicographical_topological_sort(union, key=lambda n: n.uid))
+
+
+def compile_program(root: Node, arrays: dict, extra: tuple = ()) -> Program:
+    """The program computing ``root`` (and the ``extra`` outputs) for these fed arrays: cached per
+    signature (which variables, shapes and dtypes), so binding checks and shape rules run once per
+    new signature."""
+    signature = (tuple((v.uid, a.shape, a.dtype.char) for v, a in arrays.items()), tuple(e.uid for e in extra))
     program = root.program_cache.get(signature)
     if program is not None:
         return program
     bindings, batch = bind_feed(arrays)
-    order = root.topological_order()
+    order = _union_order(root, extra)
     settle_dtypes(order)
     bound = bind(order, bindings, batch)
     index = {n: i for i, n in enumerate(order)}
@@ -100,10 +111,12 @@ def compile_program(root: Node, arrays: dict) -> Program:
         slots = [index[x] for x in node.inputs_direct]
         in_shapes = [bound.shapes[x] for x in node.inputs_direct]
         key = (tuple(map(tuple, in_shapes)), repr(sorted(bound.attrs[node].items(), key=lambda kv: kv[0])))
+        if key not in node.plan_cache and len(node.plan_cache) >= 32:  # bounded when sizes keep changing
+            node.plan_cache.pop(next(iter(node.plan_cache)))
         cache = node.plan_cache.setdefault(key, {})
         in_array_shapes = [(batch if batched[s] else 1, *shape) for s, shape in zip(slots, in_shapes)]
         steps.append(Step(node, node.op, node.label, bound.attrs[node], in_shapes, in_array_shapes,
-                          bound.shapes[node], node.dtype, cache, slots, i))
+                          [x.dtype for x in node.inputs_direct], bound.shapes[node], node.dtype, cache, slots, i))
         for s in slots:
             last_use[s] = i
             if node.op.saves_inputs:
@@ -131,15 +144,19 @@ def _leaf_value(node: Node, arrays: dict) -> np.ndarray:
 
 def forward(root: Node, feed: Mapping, keep=(), training: bool = False, seed: int | None = None,
             for_backward: bool = True) -> ForwardState:
-    """Run the graph of ``root``; see :meth:`minigraph.graph.Node.forward`."""
-    arrays = feed_arrays(root, feed)
-    program = compile_program(root, arrays)
-    ctx = Context(training, np.random.default_rng(seed) if seed is not None else ops_rng())
-    keep_idx = {program.index[root]}
+    """Run the graph of ``root``; see :meth:`minigraph.graph.Node.forward`. Nodes in ``keep`` that
+    ``root`` does not depend on are computed in the same pass (e.g. a metric beside a loss)."""
     for k in keep:
-        if k not in program.index:
-            raise GraphError(f"keep: {getattr(k, 'label', k)} is not in the graph of {root.label}")
-        keep_idx.add(program.index[k])
+        if not isinstance(k, Node):
+            raise GraphError(f"keep: {k!r} is not a node")
+    extra = tuple(dict.fromkeys(k for k in keep if k not in root.graph))
+    arguments = None
+    if extra:
+        arguments = sorted({v for n in (root, *extra) for v in n.arguments}, key=lambda v: v.uid)
+    arrays = feed_arrays(root, feed, arguments)
+    program = compile_program(root, arrays, extra)
+    ctx = Context(training, np.random.default_rng(seed) if seed is not None else ops_rng())
+    keep_idx = {program.index[root], *(program.index[k] for k in keep)}
     values: list = [None] * len(program.order)
     for i, node in program.leaves:
         values[i] = _leaf_value(node, arrays)
@@ -216,12 +233,13 @@ def backward(state: ForwardState, root_gradient=None, wrt=None) -> dict:
         xs = [values.get(program.order[s]) for s in step.slots]
         y = values.get(step.node)
         in_grads = step.op.vjp(step, g, xs, y, state.residuals.get(step.index), needs)
-        for s, need, gi, expected in zip(step.slots, needs, in_grads, step.in_array_shapes):
+        for s_pos, (s, need, gi, expected) in enumerate(zip(step.slots, needs, in_grads, step.in_array_shapes)):
             if not need or gi is None:
                 continue
-            if gi.shape != expected:
-                raise GraphError(f"{step.label}: vjp gave a gradient of shape {gi.shape} for input "
-                                 f"{program.order[s].label} of shape {expected} (an op bug)")
+            if gi.shape != expected or gi.dtype != step.dtypes[s_pos]:
+                raise GraphError(f"{step.label}: vjp gave a {gi.dtype} gradient of shape {gi.shape} for input "
+                                 f"{program.order[s].label}, a {step.dtypes[s_pos]} value of shape {expected} "
+                                 f"(an op bug)")
             grads[s] = gi if s not in grads else grads[s] + gi
     out = {}
     for n in nodes:
@@ -231,7 +249,7 @@ def backward(state: ForwardState, root_gradient=None, wrt=None) -> dict:
             g = np.zeros_like(values[n]) if n in values else np.zeros((program.batch, *program.shapes[i]), n.dtype)
         if isinstance(n, (Parameter, Constant)):
             g = g.sum(axis=0)
-        out[n] = g
+        out[n] = g if g.flags.owndata and g.flags.writeable else g.copy()  # never a view of op internals
     return out
 
 

@@ -222,7 +222,9 @@ class Node:
     def forward(self, feed: Mapping | None = None, keep=(), *, training: bool = False, seed: int | None = None,
                 for_backward=True):
         """Run forward and keep what :meth:`backward` needs; returns a ``ForwardState`` whose
-        ``values[node]`` holds this node's value and those of ``keep``."""
+        ``values[node]`` holds this node's value and those of ``keep``. Nodes in ``keep`` need not
+        be ancestors of this one: they are computed in the same pass (one forward for a loss and a
+        metric); the feed must then cover their inputs too."""
         from . import autodiff
         return autodiff.forward(self, feed or {}, keep=keep, training=training, seed=seed,
                                 for_backward=for_backward)
@@ -296,6 +298,12 @@ class Parameter(Node):
             if not isinstance(d, int) or (d <= 0 and d != InferredDimension):
                 raise ShapeError(f"parameter '{name}': shape {shape_str(self.shape)} must hold positive ints "
                                  f"or InferredDimension (-1); parameters cannot have symbolic dims")
+        if not callable(init):
+            init = _numeric_array(init, f"{self.label}: init (a number, an array or an initializer)")
+            if init.ndim and (init.ndim != len(self._shape)
+                              or any(d not in (InferredDimension, n) for d, n in zip(self._shape, init.shape))):
+                raise ShapeError(f"{self.label}: init array has shape {init.shape}; expected {shape_str(self._shape)} "
+                                 f"(or a scalar, or an initializer such as mg.initializers.glorot_uniform())")
         self.init = init
         self._value: np.ndarray | None = None
         self._materialize()
@@ -334,7 +342,7 @@ class Parameter(Node):
 
     @value.setter
     def value(self, new) -> None:
-        arr = np.asarray(new)
+        arr = _numeric_array(new, f"{self.label}: value")
         if not is_static(self._shape):
             self.infer(arr.shape, self._dtype or (arr.dtype if arr.dtype in (np.float32, np.float64) else np.float32))
         if arr.shape != self._shape:
@@ -462,11 +470,20 @@ def as_node(x, dtype=None) -> Node:
     raise TypeError(f"cannot use {type(x).__name__} {x!r} as a graph input; pass a node, a number or an array")
 
 
+def _numeric_array(value, what: str) -> np.ndarray:
+    """``value`` as a numeric array, or a TypeError that says what was wrong with it."""
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:  # ragged nested lists
+        raise TypeError(f"{what} must be a number or a rectangular array ({exc})") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must be numeric; got {type(value).__name__} {value!r:.60} (dtype {arr.dtype})")
+    return arr
+
+
 def _initial_value(init, shape, dtype, label) -> np.ndarray:
     if callable(init):
         value = np.asarray(init(shape, dtype))
-    elif init is None:
-        raise GraphError(f"{label}: no init given")
     else:
         value = np.asarray(init, dtype=dtype)
         if value.ndim == 0:
@@ -481,7 +498,7 @@ def input_variable(shape, dtype=np.float32, name: str = "", **kwargs) -> Variabl
     """An input fed at run time. ``shape`` excludes the batch axis; a str is a named symbolic dim.
 
     >>> input_variable((3, "H", "W"), name="x").shape
-    (3, Dim('H'), Dim('W'))
+    (3, H, W)
     """
     if kwargs:
         unknown = ", ".join(sorted(kwargs))

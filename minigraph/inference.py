@@ -73,10 +73,13 @@ class Bound:
     batch: int                # N, the batch size of the fed arrays (1 when nothing is fed)
 
 
-def feed_arrays(root: Node, feed: Mapping) -> dict:
-    """Map feed keys (variables or names) to the root's arguments, every argument fed, each value
-    converted to an array of its variable's dtype with the right rank."""
-    arguments = root.arguments
+def feed_arrays(root: Node, feed: Mapping, arguments: list | None = None) -> dict:
+    """Map feed keys (variables or names) to the arguments (default: the root's), every argument
+    fed, each value converted to an array of its variable's dtype with the right rank."""
+    if not isinstance(feed, Mapping):
+        raise GraphError(f"the feed for {root.label} must be a dict of input -> array (inputs by node or by "
+                         f"name), got {type(feed).__name__}")
+    arguments = root.arguments if arguments is None else arguments
     resolved = {}
     for key, value in feed.items():
         if isinstance(key, str):

@@ -150,7 +150,7 @@ class Dim:
         return _PRINTER.doprint(self.expr)
 
     def __repr__(self):
-        return f"Dim('{self}')"
+        return str(self)  # so that a printed shape reads (3, 2*H - 1), as a user writes it
 
 
 DimLike = Union[int, Dim]

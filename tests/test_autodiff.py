@@ -120,14 +120,37 @@ def test_evaluation_frees_intermediate_values():
     assert h2 in full.values  # tanh's vjp reads its output: kept for backward
 
 
-def test_keep_and_wrt_must_belong_to_the_graph():
+def test_wrt_must_belong_to_the_graph_and_kept_strangers_need_their_feeds():
     x = variable((2,), "x")
     stranger = variable((2,), "stranger")
     y = mg.relu(x)
-    with pytest.raises(mg.GraphError, match="keep: Input 'stranger' is not in the graph of ReLU"):
+    with pytest.raises(mg.GraphError, match="needs a value for Input 'stranger'"):
         y.forward({x: np.ones((1, 2))}, keep=[stranger])
     with pytest.raises(mg.GraphError, match="wrt: Input 'stranger' is not a node of the graph"):
         y.grad({x: np.ones((1, 2))}, wrt=[stranger])
+    with pytest.raises(mg.GraphError, match="keep: 3 is not a node"):
+        y.forward({x: np.ones((1, 2))}, keep=[3])
+
+
+def test_kept_nodes_outside_the_root_graph_run_in_the_same_pass():
+    x, t = variable((3,), "x"), variable((3,), "t")
+    w = param(np.array([1.0, -2.0, 3.0]), "w")
+    y = x * w
+    loss = mg.reduce_sum(mg.square(y - t))
+    metric = mg.reduce_mean(mg.abs(y - t))           # shares y, not an ancestor of loss
+    feed = {x: np.ones((2, 3)), t: np.zeros((2, 3))}
+    calls = []
+    original = type(y.op).forward
+    type(y.op).forward = lambda self, step, xs, ctx: calls.append(step.label) or original(self, step, xs, ctx)
+    try:
+        state = loss.forward(feed, keep=[metric])
+    finally:
+        type(y.op).forward = original
+    assert calls.count(y.label) == 1                  # y computed once for both outputs
+    np.testing.assert_allclose(state[metric], [2.0, 2.0])
+    np.testing.assert_allclose(state[loss], [14.0, 14.0])
+    grads = loss.backward(state, wrt=[w])             # backward follows the loss only
+    np.testing.assert_allclose(grads[w], loss.grad(feed, wrt=[w])[w])
 
 
 def test_programs_are_cached_per_feed_signature():
@@ -150,3 +173,35 @@ def test_training_flag_and_seed_reach_random_ops():
     mg.set_seed(7)
     np.testing.assert_array_equal(first, y.eval({x: data}, training=True))
     assert 0 < np.count_nonzero(first) < 200
+
+
+def test_returned_gradients_are_writeable_arrays_of_their_own():
+    x = mg.input_variable((3,), name="x")
+    g = mg.reduce_sum(x).grad({x: np.ones((2, 3), np.float32)}, wrt=x)
+    g += 1                                       # broadcast views would be read-only
+    assert g.dtype == np.float32 and np.all(g == 2)
+
+
+def test_a_vjp_that_changes_the_dtype_is_reported_as_an_op_bug():
+    class Leaky(Op):
+        name = "LeakyDtype"
+
+        def infer(self, in_shapes, in_dtypes, attrs, label):
+            return Inferred(tuple(in_shapes[0]))
+
+        def forward(self, step, xs, ctx):
+            return xs[0] * 2, None
+
+        def vjp(self, step, g, xs, y, residual, needs):
+            return [(g * 2).astype(np.float64)]
+
+    x = mg.input_variable((2,), name="x")
+    y = Function(Leaky(), [x])
+    with pytest.raises(mg.GraphError, match="float64 gradient .* a float32 value .*op bug"):
+        y.grad({x: np.ones((1, 2), np.float32)}, wrt=x)
+
+
+def test_the_feed_must_be_a_mapping():
+    x = mg.input_variable((2,), name="x")
+    with pytest.raises(mg.GraphError, match="must be a dict of input -> array"):
+        mg.relu(x).eval([np.ones((1, 2))])

@@ -98,8 +98,17 @@ def test_parameter_from_array_and_init_errors():
     assert p.shape == (4,) and p.dtype == np.float64
     with pytest.raises(TypeError, match="needs a shape"):
         mg.parameter()
-    with pytest.raises(mg.ShapeError, match=r"init value has shape \(3,\); expected \(2,\)"):
+    with pytest.raises(mg.ShapeError, match=r"init array has shape \(3,\); expected \(2,\)"):
         mg.parameter((2,), init=np.ones(3), dtype=np.float32, name="p")
+    with pytest.raises(mg.ShapeError, match=r"init array has shape \(3,\); expected \(2,\)"):
+        mg.parameter((2,), init=np.ones(3), name="p")          # caught before the dtype is known
+    with pytest.raises(TypeError, match="init .* must be numeric; got str 'glorot'"):
+        mg.parameter((2,), init="glorot")
+    with pytest.raises(TypeError, match="rectangular"):
+        mg.parameter((2, 2), init=[[1, 2], [3]])
+    q = mg.parameter((2,), init=0.0)
+    with pytest.raises(TypeError, match="value must be numeric"):
+        q.value = "abc"
     with pytest.raises(mg.ShapeError, match="parameters cannot have symbolic dims"):
         mg.parameter(("H", 2))
     with pytest.raises(mg.ShapeError, match="must hold positive ints"):
