@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelFileError
+from .errors import MinigraphError, ModelFileError
 from .files import atomic_writer
 from .graph import Constant, Function, Node, Parameter, Scope, Variable, register_method
 from .inference import settle_dtypes
@@ -209,7 +209,17 @@ def save_model(model: Node, path) -> None:
 
 
 # load ------------------------------------------------------------------------------------------
+def _positions(rec: Mapping, key: str, limit: int, what: str) -> list[int]:
+    """``rec[key]``: a list of ints in ``[0, limit)`` (a negative one would silently pick another entry)."""
+    value = rec[key]
+    if not isinstance(value, list) or not all(type(j) is int and 0 <= j < limit for j in value):
+        raise ValueError(f"{key!r} must list positions of {what} (0 to {limit - 1}), got {value!r}")
+    return value
+
+
 def _rebuild_node(i: int, rec: Mapping, built: list, scopes: list[Scope], arrays: Mapping, path) -> Node:
+    if not isinstance(rec, dict):
+        raise TypeError(f"a node record must be an object, got {rec!r}")
     kind, name, dtype = rec["kind"], rec["name"], rec["dtype"]
     shape = as_shape(rec["shape"])
     if kind == "Input":
@@ -222,7 +232,9 @@ def _rebuild_node(i: int, rec: Mapping, built: list, scopes: list[Scope], arrays
         if rec["op"] not in OPS:
             raise ModelFileError(f"{os.fspath(path)}: node {i} ({name!r}) uses op {rec['op']!r}, which this minigraph "
                                  f"does not have (import the module that defines it first)")
-        inputs = [built[j] for j in rec["inputs"]]
+        inputs = [built[j] for j in _positions(rec, "inputs", i, "earlier nodes")]
+        if not isinstance(rec["attributes"], dict):
+            raise TypeError(f"'attributes' must be an object, got {rec['attributes']!r}")
         attributes = {k: _decode(v) for k, v in rec["attributes"].items()}
         node = Function(OPS[rec["op"]], inputs, attributes, name)
         if shape_str(node.shape) != shape_str(shape):
@@ -230,7 +242,7 @@ def _rebuild_node(i: int, rec: Mapping, built: list, scopes: list[Scope], arrays
                                  f"but the file says {shape_str(shape)}")
     else:
         raise ModelFileError(f"{os.fspath(path)}: node {i} has unknown kind {kind!r}")
-    node.scope = tuple(scopes[j] for j in rec["scope"])
+    node.scope = tuple(scopes[j] for j in _positions(rec, "scope", len(scopes), "the scope table"))
     return node
 
 
@@ -241,19 +253,26 @@ def _rebuild_scopes(rows: list) -> list[Scope]:
 
 
 def rebuild_graph(graph: Mapping, arrays: Mapping, path) -> list[Node]:
-    """Nodes rebuilt from the ``nodes`` and ``scopes`` entries :func:`graph_manifest` made, in order."""
-    built: list[Node] = []
+    """Nodes rebuilt from the ``nodes`` and ``scopes`` entries :func:`graph_manifest` made, in order.
+    Any record that does not rebuild (malformed, or rejected by its op's shape rule) raises
+    ModelFileError naming the file and the node's position."""
+    where = os.fspath(path)
+    records, rows = graph.get("nodes", []), graph.get("scopes", [])
+    for key, value in (("nodes", records), ("scopes", rows)):
+        if not isinstance(value, list):
+            raise ModelFileError(f"{where}: manifest entry {key!r} must be a list, got {value!r}")
     try:
-        scopes = _rebuild_scopes(graph.get("scopes", []))
+        scopes = _rebuild_scopes(rows)
     except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"{os.fspath(path)}: the scope table is malformed ({exc})") from None
-    for i, rec in enumerate(graph.get("nodes", [])):
+        raise ModelFileError(f"{where}: the scope table is malformed ({exc})") from None
+    built: list[Node] = []
+    for i, rec in enumerate(records):
         try:
             built.append(_rebuild_node(i, rec, built, scopes, arrays, path))
         except ModelFileError:
             raise
-        except (KeyError, IndexError, TypeError) as exc:
-            raise ModelFileError(f"{os.fspath(path)}: node {i} is malformed ({type(exc).__name__}: {exc})") from None
+        except (MinigraphError, KeyError, IndexError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{where}: node {i} does not rebuild ({type(exc).__name__}: {exc})") from None
     return built
 
 
@@ -264,7 +283,7 @@ def load_model(path) -> Node:
     manifest, arrays = read_archive(path, MODEL_FORMAT, FORMAT_VERSION)
     built = rebuild_graph(manifest, arrays, path)
     root = manifest.get("root")
-    if not isinstance(root, int) or not 0 <= root < len(built):
+    if type(root) is not int or not 0 <= root < len(built):
         raise ModelFileError(f"{os.fspath(path)}: root index {root!r} does not name a node")
     return built[root]
 

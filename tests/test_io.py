@@ -77,6 +77,18 @@ def test_failed_write_never_destroys_the_previous_file(tmp_path, monkeypatch):
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.mgz"]
 
 
+def _edit_manifest(path, edit, keep=lambda member: True):
+    """Rewrite the model file at ``path`` with ``edit(manifest)`` applied and only the members ``keep`` accepts."""
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist() if keep(n)}
+    manifest = json.loads(members["manifest.json"])
+    edit(manifest)
+    members["manifest.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, v in members.items():
+            zf.writestr(n, v)
+
+
 def _corrupt(path, how):
     data = path.read_bytes()
     if how == "truncated":
@@ -88,20 +100,12 @@ def _corrupt(path, how):
     elif how == "foreign zip":
         with zipfile.ZipFile(path, "w") as zf:
             zf.writestr("hello.txt", "hi")
-    elif how in ("newer", "checkpoint", "missing array"):
-        with zipfile.ZipFile(path) as zf:
-            members = {n: zf.read(n) for n in zf.namelist()}
-        manifest = json.loads(members["manifest.json"])
-        if how == "newer":
-            manifest["version"] = 99
-        elif how == "checkpoint":
-            manifest["format"] = "minigraph-checkpoint"
-        else:
-            members = {n: v for n, v in members.items() if not n.startswith("p")}
-        members["manifest.json"] = json.dumps(manifest).encode()
-        with zipfile.ZipFile(path, "w") as zf:
-            for n, v in members.items():
-                zf.writestr(n, v)
+    elif how == "newer":
+        _edit_manifest(path, lambda m: m.update(version=99))
+    elif how == "checkpoint":
+        _edit_manifest(path, lambda m: m.update(format="minigraph-checkpoint"))
+    elif how == "missing array":
+        _edit_manifest(path, lambda m: None, keep=lambda member: not member.startswith("p"))
     elif how == "flipped byte":
         with zipfile.ZipFile(path) as zf:
             info = zf.getinfo("manifest.json")
@@ -130,16 +134,38 @@ def test_unknown_op_in_file(tmp_path):
     _x, y = _mlp()
     path = tmp_path / "m.mgz"
     y.save(path)
-    with zipfile.ZipFile(path) as zf:
-        members = {n: zf.read(n) for n in zf.namelist()}
-    manifest = json.loads(members["manifest.json"])
-    next(r for r in manifest["nodes"] if r.get("op") == "ReLU")["op"] = "Frobnicate"
-    members["manifest.json"] = json.dumps(manifest).encode()
-    with zipfile.ZipFile(path, "w") as zf:
-        for n, v in members.items():
-            zf.writestr(n, v)
+    _edit_manifest(path, lambda m: next(r for r in m["nodes"] if r.get("op") == "ReLU").update(op="Frobnicate"))
     with pytest.raises(mg.ModelFileError, match="'Frobnicate'"):
         mg.load_model(path)
+
+
+def _set(key, value, node=None):
+    """An edit of the manifest entry ``key`` (of node record ``node`` when given)."""
+    return lambda m: (m if node is None else m["nodes"][node]).__setitem__(key, value)
+
+
+# _mlp's nodes: 0 x, 1 W, 2 Transpose, 3 Times, 4 ReLU 'h', 5 Dropout, 6 Constant, 7 ElementTimes, 8 ReduceMean 'y'
+@pytest.mark.parametrize("edit, message", [
+    (_set("nodes", 5), "manifest entry 'nodes' must be a list, got 5"),
+    (_set("scopes", {"a": 1}), "manifest entry 'scopes' must be a list"),
+    (_set("root", True), "root index True does not name a node"),
+    (_set("dtype", "int8", node=0), "node 0 does not rebuild"),
+    (_set("inputs", [1, 2], node=3), r"node 3 does not rebuild \(ShapeError: Times"),
+    (_set("attributes", {"perm": [0, 0]}, node=2), "node 2 does not rebuild"),
+    (_set("attributes", {"axis": [7], "keepdims": True}, node=8), "node 8 does not rebuild"),
+    (_set("attributes", "perm", node=2), "node 2 does not rebuild .*'attributes' must be an object"),
+    (_set("inputs", [-1], node=4), r"node 4 does not rebuild .*'inputs' must list positions of earlier nodes \(0 to 3"),
+    (_set("scope", [-1], node=4), "node 4 does not rebuild .*'scope' must list positions of the scope table"),
+    (lambda m: m["nodes"].__setitem__(4, "ReLU"), "node 4 does not rebuild .*must be an object, got 'ReLU'"),
+])
+def test_malformed_manifests_raise_model_file_errors_naming_the_node(tmp_path, edit, message):
+    _x, y = _mlp()
+    path = tmp_path / "m.mgz"
+    y.save(path)
+    _edit_manifest(path, edit)
+    with pytest.raises(mg.ModelFileError, match=message) as info:
+        mg.load_model(path)
+    assert str(info.value).startswith(str(path))
 
 
 def test_a_float32_model_saved_before_any_run_reloads_as_float32(tmp_path):
