@@ -16,7 +16,7 @@ from ..graph import Function, Inferred, Op, as_node, register_operator
 from ..shapes import DimLike, broadcast_shapes, shape_str
 
 __all__ = ["Op", "Inferred", "ShapeError", "make", "register_op", "OPS", "align", "unbroadcast", "export", "EXPORTS",
-           "check_axis", "normalize_axes"]
+           "check_axis", "normalize_axes", "cached"]
 
 EXPORTS: dict[str, Callable] = {}
 """Every public op function by name; ``mg.ops.NAME`` and ``mg.NAME``."""
@@ -47,6 +47,15 @@ def export(fn: Callable = None, *, operator: str | None = None):
 def make(op: Op, inputs, attributes=None, name: str = "") -> Function:
     """Create the function node (its shape rule runs now)."""
     return Function(op, [as_node(x) for x in inputs], attributes, name)
+
+
+def cached(step, key: str, compute: Callable):
+    """``step.cache[key]``, made by ``compute()`` on first use: index plans, axes and permutations depend
+    only on the node's shapes and attributes, so each is worked out once per shape, not on every run."""
+    value = step.cache.get(key)
+    if value is None:
+        value = step.cache[key] = compute()
+    return value
 
 
 def align(x: np.ndarray, out_rank: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from .base import Inferred, Op, align, broadcast_rule, check_axis, export, make, register_op, unbroadcast
+from .base import Inferred, Op, align, broadcast_rule, cached, check_axis, export, make, register_op, unbroadcast
 from .reductions import stable_softmax
 
 
@@ -65,11 +65,15 @@ class LossOp(Op):
         return Inferred(())
 
     def _aligned(self, step, xs):
+        """Both inputs at the common static rank, and the attributes with ``axis`` resolved (once per shape)."""
         rank = max(len(s) for s in step.in_shapes)
-        attrs = dict(step.attrs)
-        if self.needs_axis:
-            attrs["axis"] = check_axis(attrs["axis"], rank, step.label)
-        return align(xs[0], rank), align(xs[1], rank), attrs
+
+        def resolved():
+            attrs = dict(step.attrs)
+            if self.needs_axis:
+                attrs["axis"] = check_axis(attrs["axis"], rank, step.label)
+            return attrs
+        return align(xs[0], rank), align(xs[1], rank), cached(step, "attrs", resolved)
 
     def forward(self, step, xs, ctx):
         o, t, attrs = self._aligned(step, xs)

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .base import Inferred, Op, check_axis, export, make, normalize_axes, register_op
+from .base import Inferred, Op, cached, check_axis, export, make, normalize_axes, register_op
 
 
 def _kept_shape(shape, axes) -> tuple:
@@ -38,29 +38,36 @@ class ReduceOp(Op):
             return Inferred(_kept_shape(shape, axes))
         return Inferred(tuple(d for i, d in enumerate(shape) if i not in axes))
 
+    def _plan(self, step) -> tuple[tuple, tuple, int]:
+        """Reduced array axes (after the batch axis), the static shape with them kept as 1, and how
+        many elements each result sums (once per shape)."""
+        def plan():
+            shape = step.in_shapes[0]
+            axes = self._axes(shape, step.attrs, step.label)
+            return tuple(a + 1 for a in axes), _kept_shape(shape, axes), math.prod(shape[a] for a in axes)
+        return cached(step, "reduction", plan)
+
     def forward(self, step, xs, ctx):
         x = xs[0]
-        axes = tuple(a + 1 for a in self._axes(step.in_shapes[0], step.attrs, step.label))
+        axes, _, count = self._plan(step)
         if self.kind == "max":
             y = np.max(x, axis=axes, keepdims=True)
         else:
             y = np.sum(x, axis=axes, keepdims=True)
             if self.kind == "mean":
-                y /= math.prod(x.shape[a] for a in axes)
+                y /= count
         return y.reshape((x.shape[0], *step.out_shape)), None
 
     def vjp(self, step, g, xs, y, residual, needs):
-        shape = step.in_shapes[0]
-        axes = self._axes(shape, step.attrs, step.label)
-        kept = (g.shape[0], *_kept_shape(shape, axes))
-        g = g.reshape(kept)
+        axes, kept, count = self._plan(step)
+        g = g.reshape((g.shape[0], *kept))
         if self.kind == "sum":
             return [np.broadcast_to(g, step.in_array_shapes[0])]
         if self.kind == "mean":
-            return [np.broadcast_to(g / math.prod(shape[a] for a in axes), step.in_array_shapes[0])]
+            return [np.broadcast_to(g / count, step.in_array_shapes[0])]
         # max: the gradient goes to the maximal entries, shared equally between ties
-        mask = xs[0] == y.reshape(kept)
-        return [mask * (g / mask.sum(axis=tuple(a + 1 for a in axes), keepdims=True, dtype=g.dtype))]
+        mask = xs[0] == y.reshape(g.shape)
+        return [mask * (g / mask.sum(axis=axes, keepdims=True, dtype=g.dtype))]
 
 
 REDUCE = {kind: register_op(ReduceOp(f"Reduce{kind.capitalize()}", kind)) for kind in ("sum", "mean", "max")}
@@ -118,12 +125,16 @@ class SoftmaxOp(Op):
         check_axis(attrs["axis"], len(in_shapes[0]), label)
         return Inferred(tuple(in_shapes[0]))
 
+    @staticmethod
+    def _axis(step) -> int:
+        """The array axis (after the batch axis), once per shape."""
+        return cached(step, "axis", lambda: check_axis(step.attrs["axis"], len(step.out_shape), step.label) + 1)
+
     def forward(self, step, xs, ctx):
-        axis = check_axis(step.attrs["axis"], len(step.out_shape), step.label) + 1
-        return stable_softmax(xs[0], axis, self.log), None
+        return stable_softmax(xs[0], self._axis(step), self.log), None
 
     def vjp(self, step, g, xs, y, residual, needs):
-        axis = check_axis(step.attrs["axis"], len(step.out_shape), step.label) + 1
+        axis = self._axis(step)
         if self.log:
             return [g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)]
         return [y * (g - np.sum(g * y, axis=axis, keepdims=True))]

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..graph import Node, as_node, normalize_dtype
 from ..shapes import Dim, as_shape, dim, is_known, names_of, num_elements, shape_str, subs_shape
-from .base import Inferred, Op, ShapeError, check_axis, export, make, register_op
+from .base import Inferred, Op, ShapeError, cached, check_axis, export, make, register_op
 
 
 def _check_no_inferred(shape, label: str) -> None:
@@ -94,13 +94,18 @@ class TransposeOp(Op):
         shape = tuple(in_shapes[0])
         return Inferred(tuple(shape[p] for p in self._perm(len(shape), attrs, label)))
 
+    def _array_perms(self, step) -> tuple[tuple, tuple]:
+        """The permutation of the arrays (batch axis first) and its inverse, once per shape."""
+        def plan():
+            perm = self._perm(len(step.in_shapes[0]), step.attrs, step.label)
+            return (0, *(p + 1 for p in perm)), (0, *(int(i) + 1 for i in np.argsort(perm)))
+        return cached(step, "perms", plan)
+
     def forward(self, step, xs, ctx):
-        perm = self._perm(len(step.in_shapes[0]), step.attrs, step.label)
-        return np.transpose(xs[0], (0, *(p + 1 for p in perm))), None
+        return np.transpose(xs[0], self._array_perms(step)[0]), None
 
     def vjp(self, step, g, xs, y, residual, needs):
-        perm = self._perm(len(step.in_shapes[0]), step.attrs, step.label)
-        return [np.transpose(g, (0, *(int(i) + 1 for i in np.argsort(perm))))]
+        return [np.transpose(g, self._array_perms(step)[1])]
 
 
 TRANSPOSE = register_op(TransposeOp())
@@ -162,20 +167,24 @@ class SliceOp(Op):
         squeeze = set(attrs.get("squeeze_axes", ()))
         return Inferred(tuple(d for i, d in enumerate(shape) if i not in squeeze))
 
-    def _index(self, step):
-        ranges = self._ranges(step.in_shapes[0], step.attrs, step.label)
-        full = builtins.slice(None)
-        return (full,) + tuple(builtins.slice(*ranges[a]) if a in ranges else full
-                               for a in range(len(step.in_shapes[0])))
+    def _index(self, step) -> tuple[tuple, tuple]:
+        """The array index (batch axis whole) and the sliced static shape before squeezing, once per shape."""
+        def plan():
+            shape = step.in_shapes[0]
+            ranges = self._ranges(shape, step.attrs, step.label)
+            full = builtins.slice(None)
+            index = (full,) + tuple(builtins.slice(*ranges[a]) if a in ranges else full for a in range(len(shape)))
+            return index, tuple(self._sliced(shape, step.attrs, step.label))
+        return cached(step, "index", plan)
 
     def forward(self, step, xs, ctx):
-        y = xs[0][self._index(step)]
+        y = xs[0][self._index(step)[0]]
         return y.reshape((y.shape[0], *step.out_shape)), None
 
     def vjp(self, step, g, xs, y, residual, needs):
+        index, sliced = self._index(step)
         gx = np.zeros(step.in_array_shapes[0], g.dtype)
-        sliced = self._sliced(step.in_shapes[0], step.attrs, step.label)
-        gx[self._index(step)] = g.reshape((g.shape[0], *sliced))
+        gx[index] = g.reshape((g.shape[0], *sliced))
         return [gx]
 
 
@@ -280,15 +289,21 @@ class SpliceOp(Op):
         out[axis] = sum((s[axis] for s in shapes[1:]), shapes[0][axis])
         return Inferred(tuple(out))
 
+    @staticmethod
+    def _plan(step) -> tuple[int, list]:
+        """The array axis (after the batch axis) and where the inputs' parts start on it, once per shape."""
+        def plan():
+            axis = check_axis(step.attrs["axis"], len(step.out_shape), step.label)
+            return axis + 1, np.cumsum([s[axis] for s in step.in_shapes])[:-1].tolist()
+        return cached(step, "splice", plan)
+
     def forward(self, step, xs, ctx):
-        axis = check_axis(step.attrs["axis"], len(step.out_shape), step.label) + 1
         batch = max(x.shape[0] for x in xs)
-        return np.concatenate([np.broadcast_to(x, (batch, *x.shape[1:])) for x in xs], axis=axis), None
+        return np.concatenate([np.broadcast_to(x, (batch, *x.shape[1:])) for x in xs], axis=self._plan(step)[0]), None
 
     def vjp(self, step, g, xs, y, residual, needs):
-        axis = check_axis(step.attrs["axis"], len(step.out_shape), step.label)
-        bounds = np.cumsum([s[axis] for s in step.in_shapes])[:-1]
-        parts = np.split(g, bounds, axis=axis + 1)
+        axis, bounds = self._plan(step)
+        parts = np.split(g, bounds, axis=axis)
         return [(p.sum(axis=0, keepdims=True) if shp[0] == 1 and p.shape[0] != 1 else p) if need else None
                 for p, shp, need in zip(parts, step.in_array_shapes, needs)]
 
