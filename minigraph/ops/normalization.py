@@ -32,10 +32,12 @@ def _normalized_grad(dxhat: np.ndarray, xhat: np.ndarray, inv: np.ndarray, axes:
 
 class BatchNormOp(Op):
     """Inputs: operand ``(C, *spatial)`` (or any shape when not spatial), scale, bias, running mean,
-    running variance, all of the statistics shape ``(C,)`` (spatial) or the operand's shape."""
+    running variance, all of the statistics shape ``(C,)`` (spatial) or the operand's shape. The
+    residual holds what the vjp reads (normalized operand, inverse deviation, mode, scale), so the
+    operand itself need not be kept for backward."""
 
     name = "BatchNormalization"
-    saves_output = False
+    saves_inputs = saves_output = False
 
     def infer(self, in_shapes, in_dtypes, attrs, label):
         shape = tuple(in_shapes[0])
@@ -73,8 +75,8 @@ class BatchNormOp(Op):
         else:
             mean, var = running_mean.reshape(stats), running_var.reshape(stats)
         xhat, inv = _normalized(x, mean, var, eps)
-        y = scale.reshape(stats) * xhat + bias.reshape(stats)
-        return y, (xhat, inv, ctx.training)
+        scale = scale.reshape(stats)
+        return scale * xhat + bias.reshape(stats), (xhat, inv, ctx.training, scale)
 
     @staticmethod
     def _update_running(step, batch: int, mean: np.ndarray, var: np.ndarray) -> None:
@@ -93,9 +95,8 @@ class BatchNormOp(Op):
             running += momentum * value.reshape(running.shape)
 
     def vjp(self, step, g, xs, y, residual, needs):
-        xhat, inv, training = residual
-        axes, stats = self._layout(step)
-        scale = xs[1].reshape(stats)
+        xhat, inv, training, scale = residual
+        axes, _ = self._layout(step)
         grads = [None] * 5
         if needs[0]:
             dxhat = g * scale
@@ -147,10 +148,11 @@ def batch_normalization(operand, scale, bias, running_mean, running_var, spatial
 
 
 class LayerNormOp(Op):
-    """Inputs: operand, scale, bias; scale and bias broadcast against the operand's static shape."""
+    """Inputs: operand, scale, bias; scale and bias broadcast against the operand's static shape.
+    The residual holds what the vjp reads (normalized operand, inverse deviation, aligned scale)."""
 
     name = "LayerNormalization"
-    saves_output = False
+    saves_inputs = saves_output = False
 
     def infer(self, in_shapes, in_dtypes, attrs, label):
         shape = tuple(in_shapes[0])
@@ -170,14 +172,14 @@ class LayerNormOp(Op):
         x, scale, bias = xs
         axes, rank = self._axes(step), len(step.in_shapes[0])
         xhat, inv = _normalized(x, x.mean(axes, keepdims=True), x.var(axes, keepdims=True), step.attrs["epsilon"])
-        return align(scale, rank) * xhat + align(bias, rank), (xhat, inv)
+        scale = align(scale, rank)
+        return scale * xhat + align(bias, rank), (xhat, inv, scale)
 
     def vjp(self, step, g, xs, y, residual, needs):
-        xhat, inv = residual
-        rank = len(step.in_shapes[0])
+        xhat, inv, scale = residual
         grads = [None] * 3
         if needs[0]:
-            grads[0] = _normalized_grad(g * align(xs[1], rank), xhat, inv, self._axes(step))
+            grads[0] = _normalized_grad(g * scale, xhat, inv, self._axes(step))
         if needs[1]:
             grads[1] = unbroadcast(g * xhat, step.in_array_shapes[1])
         if needs[2]:

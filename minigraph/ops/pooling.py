@@ -23,8 +23,10 @@ AVG_POOLING = "average"
 
 
 class PoolingOp(Op):
+    """The vjp reads only the window plan and, for max pooling, the winning offsets (the residual)."""
+
     name = "Pooling"
-    saves_output = False
+    saves_inputs = saves_output = False
 
     def infer(self, in_shapes, in_dtypes, attrs, label):
         shape = tuple(in_shapes[0])

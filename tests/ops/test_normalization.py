@@ -125,3 +125,19 @@ def test_layer_norm_values_and_gradients(shape, pshape):
 def test_layer_norm_rejects_unbroadcastable_scale():
     with pytest.raises(mg.ShapeError, match=r"scale of shape \(3,\) does not broadcast"):
         mg.layer_normalization(mg.input_variable((2, 4)), mg.parameter((3,), init=1.0), mg.parameter((), init=0.0))
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("kind", ["batch", "layer"])
+def test_backward_keeps_the_residual_not_the_operand(kind, training):
+    x = variable((2, 3), "x")
+    h = x + 1.0  # an intermediate value read only by the normalization
+    scale, bias = param([1.5, -0.5] if kind == "batch" else 2.0), param([0.1, 0.2] if kind == "batch" else 0.3)
+    if kind == "batch":
+        stats = [mg.constant(np.full(2, v)) for v in (0.5, 2.0)]
+        y = mg.batch_normalization(h, scale, bias, *stats, momentum=0.0)
+    else:
+        y = mg.layer_normalization(h, scale, bias)
+    data = np.random.default_rng(1).standard_normal((4, 2, 3))
+    assert h not in y.forward({x: data}, training=training).values
+    check_gradients(y, {x: data}, training=training)

@@ -85,3 +85,13 @@ def test_pooling_errors():
         mg.max_pooling(x, (5, 2))
     with pytest.raises(mg.ShapeError, match="rank 1"):
         mg.max_pooling(mg.input_variable((4,)), (2, 2))
+
+
+@pytest.mark.parametrize("kind", ["max", "average"])
+def test_backward_does_not_keep_the_operand(kind):
+    x = variable((2, 6, 6), "x")
+    h = x + 1.0  # an intermediate value read only by the pooling
+    y = mg.pooling(h, kind, (2, 2), 2)
+    state = y.forward({x: np.ones((3, 2, 6, 6))})
+    assert h not in state.values
+    check_gradients(y, {x: np.random.default_rng(0).standard_normal((3, 2, 6, 6))})
