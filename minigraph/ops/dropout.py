@@ -8,7 +8,12 @@ class DropoutOp(Op):
     """Training: each element is zeroed with probability ``dropout_rate`` and the survivors are scaled
     by ``1 / (1 - dropout_rate)`` so that the expected value is unchanged; the mask is the residual.
     Evaluation: identity. Randomness comes from the run's generator (``ctx.rng``), so ``eval``/``grad``
-    with ``seed=`` (or :func:`minigraph.set_seed`) reproduce masks."""
+    with ``seed=`` (or :func:`minigraph.set_seed`) reproduce masks.
+
+    The mask has the shape of the array the op gets: one per sample for values that depend on a fed
+    input, and a single one for a value computed only from parameters and constants (run-time batch
+    axis 1), which is one tensor shared by every sample. As PyTorch's ``dropout`` of a weight tensor
+    (DropConnect), every sample of the run then sees the same dropped entries."""
 
     name = "Dropout"
     saves_inputs = saves_output = False
@@ -35,7 +40,8 @@ DROPOUT = register_op(DropoutOp())
 def dropout(x, dropout_rate: float = 0.5, name: str = ""):
     """Inverted dropout of ``x`` (same shape) in training runs (``training=True``); identity in evaluation.
 
-    ``dropout_rate`` is the probability of dropping an element, in ``[0, 1)``.
+    ``dropout_rate`` is the probability of dropping an element, in ``[0, 1)``. A value computed only
+    from parameters (no batch axis) gets one mask per run, shared by every sample.
     """
     if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, (int, float)):
         raise TypeError(f"dropout: dropout_rate must be a number, got {dropout_rate!r}")

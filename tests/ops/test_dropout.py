@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import minigraph as mg
-from gradcheck import check_gradients, variable
+from gradcheck import check_gradients, param, variable
 
 
 def test_dropout_is_identity_in_evaluation():
@@ -56,3 +56,14 @@ def test_zero_rate_is_identity_when_training():
 def test_dropout_rate_errors(rate, exc, match):
     with pytest.raises(exc, match=match):
         mg.dropout(mg.input_variable((2,)), rate)
+
+
+def test_dropout_of_a_parameter_value_shares_one_mask_across_the_batch():
+    x, w = variable((40,), "x"), param(np.linspace(0.5, 1.5, 40), "w")
+    y = x * mg.dropout(w * 2.0, 0.5)  # dropout sees a parameter-only value: one tensor, one mask
+    data = np.random.default_rng(3).uniform(1.0, 2.0, (5, 40))
+    out = y.eval({x: data}, training=True, seed=7)
+    dropped = out == 0
+    assert 0 < dropped[0].sum() < 40
+    assert np.all(dropped == dropped[0])  # the same entries are dropped for every sample
+    check_gradients(y, {x: data}, run_seed=7, training=True)
