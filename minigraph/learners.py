@@ -255,7 +255,20 @@ class Learner:
                 "slots": [{k: v.copy() for k, v in s.items()} for s in self.slots], "extra": self._extra_state()}
 
     def load_state_dict(self, state: Mapping) -> None:
-        """Restore what :meth:`state_dict` returned (shapes are checked against the parameters)."""
+        """Restore what :meth:`state_dict` returned (shapes are checked against the parameters).
+        A state that does not fit raises and leaves the learner as it was."""
+        checked = self.checked_state(state)
+        self.slots = checked["slots"]
+        self.count, self.samples_seen = checked["count"], checked["samples_seen"]
+        for attr, value in checked["extra"].items():
+            setattr(self, attr, value)
+
+    def checked_state(self, state: Mapping) -> dict:
+        """``state`` validated against this learner and converted (slot copies in the parameters'
+        dtypes), without changing the learner: :meth:`load_state_dict` of the result cannot fail.
+        Raises ValueError, TypeError or KeyError naming what does not fit."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"a learner state must be a dict, got {type(state).__name__}")
         if state.get("learner") != type(self).__name__:
             raise ValueError(f"state of a {state.get('learner')} learner cannot be loaded into {type(self).__name__}")
         slots = state["slots"]
@@ -270,15 +283,19 @@ class Learner:
                     raise ValueError(f"state slot {k!r} for {p.label} has shape {v.shape}; expected {p.value.shape}")
                 restored[k] = v.astype(p.value.dtype, copy=True)
             new_slots.append(restored)
-        self.slots = new_slots
-        self.count, self.samples_seen = int(state["count"]), int(state["samples_seen"])
-        self._load_extra_state(state.get("extra", {}))
+        counters = [state[k] for k in ("count", "samples_seen")]
+        if not all(type(c) is int and c >= 0 for c in counters):
+            raise ValueError(f"state counters count and samples_seen must be ints >= 0, got {counters}")
+        return {"learner": type(self).__name__, "count": counters[0], "samples_seen": counters[1],
+                "slots": new_slots, "extra": self._checked_extra_state(state.get("extra", {}))}
 
     def _extra_state(self) -> dict:
+        """Rule-specific state beyond slots and counters, as ``{attribute name: value}``."""
         return {}
 
-    def _load_extra_state(self, extra: Mapping) -> None:
-        pass
+    def _checked_extra_state(self, extra: Mapping) -> dict:
+        """What :meth:`_extra_state` returned, validated: ``{attribute name: value}`` to set."""
+        return {}
 
     def __repr__(self):
         return f"{type(self).__name__}({len(self.parameters)} parameters, lr={self.lr_schedule!r})"
@@ -346,8 +363,8 @@ class Adam(Learner):
     def _extra_state(self):
         return {"b1_power": self.b1_power, "b2_power": self.b2_power}
 
-    def _load_extra_state(self, extra):
-        self.b1_power, self.b2_power = float(extra["b1_power"]), float(extra["b2_power"])
+    def _checked_extra_state(self, extra):
+        return {k: _number(extra[k], f"state {k}") for k in ("b1_power", "b2_power")}
 
 
 def sgd(parameters: Iterable[Parameter] | Node, lr, l2_regularization_weight: float = 0.0,

@@ -220,20 +220,30 @@ class Trainer:
         write_archive(path, manifest, arrays)
 
     def restore_from_checkpoint(self, path) -> None:
-        """Load what :meth:`save_checkpoint` wrote into this trainer's graph (built the same way)."""
+        """Load what :meth:`save_checkpoint` wrote into this trainer's graph (built the same way).
+        The whole file is read and checked first: a checkpoint that does not fit raises
+        ModelFileError and changes nothing."""
         manifest, arrays = read_archive(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)
-        backups = [learner.state_dict() for learner in self.parameter_learners]
         try:
-            self._restore(manifest, arrays, path)
-        except Exception as exc:
-            for learner, backup in zip(self.parameter_learners, backups):
-                learner.load_state_dict(backup)
-            if isinstance(exc, ModelFileError) or not isinstance(exc, (KeyError, TypeError, ValueError)):
-                raise
+            checked = self._checked_checkpoint(manifest, arrays, path)
+        except ModelFileError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise ModelFileError(f"{path}: checkpoint does not fit this trainer "
                                  f"({type(exc).__name__}: {exc})") from None
+        values, consts, learner_states, counters, history = checked
+        for learner, state in zip(self.parameter_learners, learner_states):
+            learner.load_state_dict(state)  # checked: cannot fail
+        for p, v in zip(self._all_params, values):
+            np.copyto(p.value, v)
+        for c, v in zip(self._constants, consts):
+            np.copyto(c.value, v)
+        self.step_count, self.total_number_of_samples_seen, self.epochs_done, self.seed = counters
+        self.history = history
+        rng.set_state(manifest["rng"])
 
-    def _restore(self, manifest: dict, arrays: dict, path) -> None:
+    def _checked_checkpoint(self, manifest: dict, arrays: dict, path) -> tuple:
+        """Everything :meth:`restore_from_checkpoint` sets, read from the file and validated."""
         saved = manifest["parameters"]
         mine = [[p.name, list(p.value.shape), p.value.dtype.name] for p in self._all_params]
         if saved != mine:
@@ -241,24 +251,34 @@ class Trainer:
         if len(manifest["learners"]) != len(self.parameter_learners):
             raise ModelFileError(f"{path}: checkpoint has {len(manifest['learners'])} learners; this trainer has "
                                  f"{len(self.parameter_learners)}")
-        values = [require_array(arrays, f"param{i}", path, p.value.shape) for i, p in enumerate(self._all_params)]
-        consts = [require_array(arrays, f"const{i}", path, c.value.shape) for i, c in enumerate(self._constants)]
         if len(manifest["constants"]) != len(self._constants):
             raise ModelFileError(f"{path}: checkpoint has {len(manifest['constants'])} constants; this trainer's "
                                  f"graph has {len(self._constants)}")
+        values = [require_array(arrays, f"param{i}", path, p.value.shape) for i, p in enumerate(self._all_params)]
+        consts = [require_array(arrays, f"const{i}", path, c.value.shape) for i, c in enumerate(self._constants)]
+        learner_states = []
         for j, (learner, state) in enumerate(zip(self.parameter_learners, manifest["learners"])):
             slots = [{k: require_array(arrays, f"learner{j}_p{i}_{k}", path) for k in names}
-                     for i, names in enumerate(state.pop("slot_names"))]
-            learner.load_state_dict({**state, "slots": slots})
-        for p, v in zip(self._all_params, values):
-            np.copyto(p.value, v)
-        for c, v in zip(self._constants, consts):
-            np.copyto(c.value, v)
+                     for i, names in enumerate(state["slot_names"])]
+            learner_states.append(learner.checked_state({**state, "slots": slots}))
         counters = manifest["counters"]
-        self.step_count, self.total_number_of_samples_seen = counters["step_count"], counters["samples"]
-        self.epochs_done, self.seed = counters["epochs_done"], counters["seed"]
-        self.history = {k: list(v) for k, v in manifest["history"].items()}
-        rng.set_state(manifest["rng"])
+        counters = tuple(counters[k] for k in ("step_count", "samples", "epochs_done", "seed"))
+        if not all(type(c) is int and c >= 0 for c in counters):
+            raise ModelFileError(f"{path}: checkpoint counters {counters} are not ints >= 0")
+        history = manifest["history"]
+        if not isinstance(history, dict) or sorted(history) != sorted(self.history) or \
+                not all(isinstance(v, list) for v in history.values()):
+            raise ModelFileError(f"{path}: checkpoint history must hold the lists {sorted(self.history)}")
+        _check_rng_state(manifest["rng"])
+        return values, consts, learner_states, counters, {k: list(v) for k, v in history.items()}
+
+
+def _check_rng_state(state) -> None:
+    """Raise unless ``state`` is what :func:`minigraph.rng.get_state` returns (for every generator)."""
+    if not isinstance(state, dict) or sorted(state) != sorted(rng.get_state()):
+        raise ValueError(f"the random state must hold the generators {sorted(rng.get_state())}")
+    for s in state.values():
+        np.random.default_rng().bit_generator.state = s  # raises on a malformed state
 
 
 __all__ = ["Trainer"]

@@ -239,6 +239,41 @@ def test_checkpoint_does_not_fit_another_graph(tmp_path):
         trainer.restore_from_checkpoint(tmp_path / "model")
 
 
+def _everything(trainer, y):
+    """All that restoring a checkpoint may set."""
+    return {"values": _state(y), "learners": [lr.state_dict() for lr in trainer.parameter_learners],
+            "counters": (trainer.step_count, trainer.total_number_of_samples_seen, trainer.epochs_done, trainer.seed),
+            "history": json.dumps(trainer.history), "rng": json.dumps(mg.rng.get_state())}
+
+
+@pytest.mark.parametrize("edit, keep, message", [
+    (lambda m: m.pop("counters"), None, "KeyError: 'counters'"),
+    (lambda m: m["counters"].update(seed=-1), None, "counters .* are not ints"),
+    (lambda m: m.update(history=5), None, "history must hold the lists"),
+    (lambda m: m["rng"].update(init="garbage"), None, "does not fit this trainer"),
+    (lambda m: m["learners"][1].update(count=-1), None, "count and samples_seen must be ints"),
+    (lambda m: m["learners"][0].update(extra={}), None, "KeyError: 'b1_power'"),
+    (lambda m: None, lambda member: not member.startswith("learner1"), "'learner1_p0_velocity' is missing"),
+])
+def test_a_checkpoint_that_does_not_fit_changes_nothing(tmp_path, edit, keep, message):
+    trainer, y, data = _training_setup(0)
+    trainer.fit(data, epochs=1, minibatch_size=8)
+    trainer.save_checkpoint(tmp_path / "ck")
+    _edit_manifest(tmp_path / "ck", edit, keep or (lambda member: True))
+    trainer.fit(data, epochs=1, minibatch_size=8)
+    before = _everything(trainer, y)
+    with pytest.raises(mg.ModelFileError, match=message):
+        trainer.restore_from_checkpoint(tmp_path / "ck")
+    after = _everything(trainer, y)
+    for a, b in zip(before.pop("values"), after.pop("values")):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(before.pop("learners"), after.pop("learners")):
+        assert {k: v for k, v in a.items() if k != "slots"} == {k: v for k, v in b.items() if k != "slots"}
+        for sa, sb in zip(a["slots"], b["slots"]):
+            assert sorted(sa) == sorted(sb) and all(np.array_equal(sa[k], sb[k]) for k in sa)
+    assert before == after
+
+
 # every layer type -----------------------------------------------------------------------------
 LAYER_CASES = {   # layer type -> (factory, input shape); symbolic sizes where the layer allows them
     "Activation": (lambda L: L.Activation(mg.tanh), (3, 5)),

@@ -166,6 +166,26 @@ def test_load_state_dict_rejects_mismatches():
         L.momentum_sgd([_param(np.zeros(2))], 0.1, 0.9).load_state_dict(learner.state_dict())
 
 
+@pytest.mark.parametrize("spoil, error", [
+    (lambda state: state.update(extra={}), KeyError),
+    (lambda state: state.update(extra={"b1_power": "x", "b2_power": 1.0}), TypeError),
+    (lambda state: state.update(count=-2), ValueError),
+])
+def test_a_state_that_does_not_fit_leaves_the_learner_as_it_was(spoil, error):
+    p = _param(np.zeros(3))
+    source, target = L.adam([p], 0.1), L.adam([p], 0.1)
+    for learner, steps in ((source, 3), (target, 1)):
+        for _ in range(steps):
+            learner.update({p: np.ones(3)}, 2)
+    state, before = source.state_dict(), target.state_dict()
+    spoil(state)
+    with pytest.raises(error):
+        target.load_state_dict(state)
+    after = target.state_dict()
+    assert (after["count"], after["samples_seen"], after["extra"]) == (1, 2, before["extra"])
+    assert all(np.array_equal(after["slots"][0][k], before["slots"][0][k]) for k in ("mean", "variance"))
+
+
 # against torch.optim --------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam", "sgd_l2"])
 def test_matches_torch_optim(name):
