@@ -28,6 +28,22 @@ CHECKPOINT_FORMAT = "minigraph-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
+def _sample_count(key, value, what: str) -> int:
+    """The number of samples (length of the leading axis) of one input's data; GraphError when it
+    is not an array of at least one sample."""
+    shown = getattr(key, "label", repr(key))
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:  # ragged nested lists
+        raise GraphError(f"{what}: the data for input {shown} is not an array ({exc})") from None
+    if arr.ndim == 0:
+        raise GraphError(f"{what}: the data for input {shown} must be an array of samples (a leading sample axis), "
+                         f"got {type(value).__name__} {value!r}")
+    if arr.shape[0] == 0:
+        raise GraphError(f"{what}: the data for input {shown} has no samples (shape {arr.shape}); give at least one")
+    return arr.shape[0]
+
+
 def _per_sample_mean(value: np.ndarray) -> float:
     rows = value.shape[0]
     return float(value.reshape(rows, -1).sum(axis=1).mean()) if value.size else float("nan")
@@ -85,10 +101,11 @@ class Trainer:
 
     def _check_feed(self, feed: Mapping) -> None:
         roots = [r for r in (self.loss_function, self.evaluation_function) if r is not None]
-        for key in feed:
+        for key, value in feed.items():
             if not any(key in self._feed_for(r, {key: None}) for r in roots):
                 shown = getattr(key, "label", repr(key))
                 raise GraphError(f"Trainer: feed key {shown} is an input of neither the loss nor the metric")
+            _sample_count(key, value, "Trainer")
 
     def _metric_value(self, state, feed: Mapping) -> float | None:
         metric = self.evaluation_function
@@ -145,7 +162,8 @@ class Trainer:
     def fit(self, data: Mapping, epochs: int = 1, minibatch_size: int = 32, shuffle: bool = True,
             seed: int | None = None, callbacks: Iterable[Callable] = (), progress: bool | None = None) -> dict:
         """Train for ``epochs`` passes over ``data`` (input -> array of N samples), in minibatches
-        of ``minibatch_size`` (the last may be smaller).
+        of ``minibatch_size`` (the last may be smaller). Every input needs an array with the same
+        number (at least one) of samples on its leading axis, else GraphError names the input.
 
         shuffle: visit samples in a new random order each epoch, drawn from ``(seed, epoch number)``
             (``seed`` defaults to the trainer's own, so a run restored from a checkpoint reshuffles
@@ -155,11 +173,15 @@ class Trainer:
         progress: a tqdm bar with the running loss/metric; None shows it only when stderr is a terminal.
         Returns :attr:`history`: per-epoch ``loss``, ``metric``, ``seconds`` and every ``minibatch_loss``.
         """
+        if not isinstance(data, Mapping) or not data:
+            raise GraphError(f"fit: data must be a non-empty dict of input (node or name) -> array of samples, "
+                             f"got {'an empty dict' if isinstance(data, Mapping) else type(data).__name__}")
+        counts = {k: _sample_count(k, v, "fit") for k, v in data.items()}
+        if len(set(counts.values())) != 1:
+            listing = ", ".join(f"{getattr(k, 'label', repr(k))}: {n}" for k, n in counts.items())
+            raise GraphError(f"fit: every input needs the same number of samples, got {listing}")
         arrays = {k: np.asarray(v) for k, v in data.items()}
-        sizes = {len(v) for v in arrays.values()}
-        if len(sizes) != 1:
-            raise ValueError(f"fit: every input needs the same number of samples, got {sorted(sizes)}")
-        n = sizes.pop()
+        n = len(next(iter(arrays.values())))
         if isinstance(minibatch_size, bool) or not isinstance(minibatch_size, int) or minibatch_size <= 0:
             raise ValueError(f"fit: minibatch_size must be a positive int, got {minibatch_size!r}")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:

@@ -126,6 +126,30 @@ def test_trainer_rejects_misconfigurations():
         trainer.fit({x: X, t: T[:5]})
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda X, T: {"x": X[:0], "t": T[:0]}, r"fit: the data for input 'x' has no samples \(shape \(0, 3\)\)"),
+    (lambda X, T: {"x": 3, "t": 4}, "fit: the data for input 'x' must be an array of samples .*got int 3"),
+    (lambda X, T: {"x": X, "t": [[1.0], [2.0, 3.0]]}, "fit: the data for input 't' is not an array"),
+    (lambda X, T: {"x": X, "t": T[:5]}, "fit: every input needs the same number of samples, got 'x': 96, 't': 5"),
+    (lambda X, T: {}, "fit: data must be a non-empty dict .* got an empty dict"),
+    (lambda X, T: X, "fit: data must be a non-empty dict .* got ndarray"),
+])
+def test_fit_names_the_input_whose_data_is_wrong(make, message):
+    x, t, W, b, y, loss, X, T = _regression()
+    trainer = mg.Trainer(y, loss, L.sgd([W, b], 0.1))
+    with pytest.raises(mg.GraphError, match=message):
+        trainer.fit(make(X, T))
+    assert trainer.step_count == 0
+
+
+def test_an_empty_minibatch_is_refused_before_it_runs():
+    x, t, W, b, y, loss, X, T = _regression()
+    trainer = mg.Trainer(y, loss, L.sgd([W, b], 0.1))
+    for run in (trainer.train_minibatch, trainer.test_minibatch):
+        with pytest.raises(mg.GraphError, match=r"Trainer: the data for input Input 'x' has no samples"):
+            run({x: X[:0], t: T[:0]})
+
+
 def test_progress_bar_only_when_asked_or_on_a_terminal(capsys):
     x, t, _W, _b, y, loss, X, T = _regression()
     trainer = mg.Trainer(y, loss, L.sgd(y.parameters, 0.01))
