@@ -85,7 +85,9 @@ class Trainer:
         roots = [n for n in (loss, metric, model) if n is not None]
         self._constants = sorted({c for r in roots for c in r.constants}, key=lambda n: n.uid)
         self._all_params = sorted({p for r in roots for p in r.parameters}, key=lambda n: n.uid)
-        self.seed = int(rng.init_rng().integers(2**63))  # default shuffling seed (see fit)
+        # default shuffling seed (see fit): from the random ops' generator, so that creating a trainer
+        # leaves the initial values of parameters created afterwards as they would be without it
+        self.seed = int(rng.ops_rng().integers(2**63))
         self.step_count = 0
         self.total_number_of_samples_seen = 0
         self.epochs_done = 0

@@ -177,3 +177,13 @@ def test_shuffle_is_reproducible_from_the_seed():
         mg.Trainer(y, loss, L.sgd(y.parameters, 0.05)).fit({x: X, t: T}, epochs=2, minibatch_size=10, seed=7)
         results.append(W.value.copy())
     np.testing.assert_array_equal(*results)
+
+
+def test_creating_a_trainer_leaves_later_initial_values_alone():
+    values = []
+    for make_trainer in (False, True):
+        x, t, W, b, y, loss, X, T = _regression(seed=4)
+        if make_trainer:
+            mg.Trainer(y, loss, L.sgd([W, b], 0.1))
+        values.append(mg.parameter((5,), name="later").value)
+    np.testing.assert_array_equal(*values)
