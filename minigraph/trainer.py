@@ -20,9 +20,10 @@ from tqdm import tqdm
 
 from . import rng
 from .errors import GraphError, ModelFileError, TrainingError
-from .graph import Node, Parameter
+from .graph import Constant, Function, Node, Parameter
 from .io import library_version, read_archive, require_array, write_archive
 from .learners import Learner
+from .ops.normalization import BATCH_NORM
 
 CHECKPOINT_FORMAT = "minigraph-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -42,6 +43,14 @@ def _sample_count(key, value, what: str) -> int:
     if arr.shape[0] == 0:
         raise GraphError(f"{what}: the data for input {shown} has no samples (shape {arr.shape}); give at least one")
     return arr.shape[0]
+
+
+def _updated_in_place(roots: Sequence[Node]) -> list[Constant]:
+    """The constants that a training run of the graphs of ``roots`` changes: the running statistics
+    of batch normalization (its inputs 3 and 4, which the op updates in place)."""
+    found = {c: None for r in roots for n in r.topological_order()
+             if isinstance(n, Function) and n.op is BATCH_NORM for c in n.inputs_direct[3:]}
+    return sorted(found, key=lambda n: n.uid)
 
 
 def _per_sample_mean(value: np.ndarray) -> float:
@@ -84,6 +93,7 @@ class Trainer:
         self._metric_in_loss = metric is not None and metric in loss.graph
         roots = [n for n in (loss, metric, model) if n is not None]
         self._constants = sorted({c for r in roots for c in r.constants}, key=lambda n: n.uid)
+        self._running_statistics = _updated_in_place(roots)
         self._all_params = sorted({p for r in roots for p in r.parameters}, key=lambda n: n.uid)
         # default shuffling seed (see fit): from the random ops' generator, so that creating a trainer
         # leaves the initial values of parameters created afterwards as they would be without it
@@ -124,7 +134,7 @@ class Trainer:
         self._check_feed(feed)
         step = self.step_count + 1
         loss = self.loss_function
-        saved_constants = [(c, c.value.copy()) for c in self._constants]  # running statistics may change
+        saved_constants = [(c, c.value.copy()) for c in self._running_statistics]  # restored if the step fails
         keep = [self.evaluation_function] if self._metric_in_loss else []
         state = loss.forward(self._feed_for(loss, feed), keep=keep, training=True)
         value = state.values[loss]

@@ -74,6 +74,39 @@ def test_non_finite_loss_stops_and_leaves_parameters_untouched(bad):
     assert trainer.step_count == 1 and trainer.parameter_learners[0].count == 1
 
 
+class _CountedCopies(np.ndarray):
+    """Counts the copies of one array (arrays computed from it inherit the class, but not the count)."""
+    watched = np.zeros(0)
+    copies = 0
+
+    def copy(self, *args, **kwargs):
+        type(self).copies += np.shares_memory(self, self.watched)
+        return super().copy(*args, **kwargs)
+
+
+def test_a_failed_step_restores_running_statistics_and_copies_no_other_constant(monkeypatch):
+    """Only what ops update in place (batch normalization's running statistics) is saved before a step."""
+    x = mg.input_variable(2, dtype=np.float64, name="x")
+    t = mg.input_variable(2, dtype=np.float64, name="t")
+    bn = mg.layers.BatchNormalization(momentum=0.5)
+    table = mg.constant(np.arange(2.0), dtype=np.float64, name="table")
+    loss = mg.reduce_sum(mg.square(bn(x) * table - t))
+    trainer = mg.Trainer(None, loss, L.sgd(loss.parameters, 0.1))
+    monkeypatch.setattr(_CountedCopies, "watched", table.value)
+    monkeypatch.setattr(_CountedCopies, "copies", 0)
+    monkeypatch.setattr(table, "value", table.value.view(_CountedCopies))
+    data = np.random.default_rng(0).standard_normal((4, 2))
+    trainer.train_minibatch({x: data, t: data})
+    assert _CountedCopies.copies == 0
+    stats = [bn.running_mean.value.copy(), bn.running_var.value.copy()]
+    with pytest.raises(mg.TrainingError, match="step 2: the loss"):
+        trainer.train_minibatch({x: data + 1, t: np.full_like(data, np.nan)})
+    np.testing.assert_array_equal(bn.running_mean.value, stats[0])
+    np.testing.assert_array_equal(bn.running_var.value, stats[1])
+    trainer.train_minibatch({x: data + 1, t: data})
+    assert not np.array_equal(bn.running_mean.value, stats[0])   # a good step does update them
+
+
 @pytest.mark.filterwarnings("ignore:divide by zero", "ignore:invalid value")
 def test_non_finite_gradient_is_caught_too():
     x = mg.input_variable(1, dtype=np.float64, name="x")
