@@ -73,27 +73,6 @@ def activation_name(fn) -> str | None:
 
 
 # argument checks shared by the layers ---------------------------------------------------------
-def check_bool(value, arg: str, label: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{label}: {arg} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def check_int(value, arg: str, label: str, minimum: int) -> int:
-    """One int ``>= minimum`` (bools and floats rejected)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{label}: {arg} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{label}: {arg} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_positive_ints(values, arg: str, label: str) -> tuple[int, ...]:
-    """A positive int or a sequence of them, as a tuple (``3`` -> ``(3,)``)."""
-    seq = tuple(values) if isinstance(values, (list, tuple)) else (values,)
-    return tuple(check_int(v, arg, label, 1) for v in seq)
-
-
 def per_axis(value, arg: str, filter_shape: tuple, label: str) -> tuple:
     """A layer's per-axis option: a scalar for every spatial axis or exactly one entry per axis
     of ``filter_shape`` (stricter than the ops, which also take CNTK's channel-axis form)."""

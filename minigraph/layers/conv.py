@@ -12,16 +12,14 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
+from ..checks import check_bool, check_int, check_ints, is_int
 from ..errors import ShapeError
 from ..initializers import Initializer, glorot_uniform
 from ..shapes import InferredDimension, is_known, shape_str
 from .base import (
     Layer,
     activation_function,
-    check_bool,
     check_init,
-    check_int,
-    check_positive_ints,
     identity,
     per_axis,
     per_axis_ints,
@@ -37,7 +35,7 @@ class _ConvolutionLayer(Layer):
     def _configure(self, filter_shape, num_filters, activation, init, pad, strides, sharing, bias, init_bias,
                    reduction_rank, dilation, groups, max_temp_mem_size_in_samples) -> None:
         label = self.label
-        kernel = check_positive_ints(filter_shape, "filter_shape", label)
+        kernel = check_ints(filter_shape, "filter_shape", label, 1)
         if self.fixed_rank is not None:
             if len(kernel) == 1:
                 kernel = kernel * self.fixed_rank
@@ -48,7 +46,7 @@ class _ConvolutionLayer(Layer):
         if num_filters is None or (isinstance(num_filters, (list, tuple)) and not num_filters):  # [] in specs
             self.num_filters: tuple[int, ...] = ()
         else:
-            self.num_filters = check_positive_ints(num_filters, "num_filters", label)
+            self.num_filters = check_ints(num_filters, "num_filters", label, 1)
             if len(self.num_filters) != 1:
                 raise ValueError(f"{label}: num_filters={num_filters!r} must be an int (the output depth), or None/() "
                                  f"for no output depth axis")
@@ -59,7 +57,7 @@ class _ConvolutionLayer(Layer):
         if not all(check_bool(s, "sharing", label) for s in per_axis(sharing, "sharing", kernel, label)):
             raise NotImplementedError(f"{label}: sharing={sharing!r}: unshared weights (a separate kernel per "
                                       f"position) are not supported; use sharing=True")
-        if isinstance(reduction_rank, bool) or reduction_rank not in (0, 1):
+        if not is_int(reduction_rank) or reduction_rank not in (0, 1):
             raise ValueError(f"{label}: reduction_rank must be 1 (the input has a depth axis) or 0 (it has none), "
                              f"got {reduction_rank!r}")
         self.reduction_rank = reduction_rank
@@ -168,8 +166,8 @@ class ConvolutionTranspose(_ConvolutionLayer):
         self._configure(filter_shape, num_filters, activation, init, pad, strides, sharing, bias, init_bias,
                         reduction_rank, 1, 1, max_temp_mem_size_in_samples)
         if output_shape is not None:
-            output_shape = check_positive_ints(per_axis(output_shape, "output_shape", self.filter_shape, self.label),
-                                               "output_shape", self.label)
+            output_shape = check_ints(per_axis(output_shape, "output_shape", self.filter_shape, self.label),
+                                      "output_shape", self.label, 1)
         self.output_shape = output_shape
 
     def apply(self, x):

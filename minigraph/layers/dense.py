@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from .. import ops
+from ..checks import check_bool, check_int, check_ints
 from ..initializers import Initializer, glorot_uniform
 from ..shapes import InferredDimension
-from .base import Layer, activation_function, check_bool, check_init, check_int, check_positive_ints, identity
+from .base import Layer, activation_function, check_init, identity
 
 
 class Dense(Layer):
@@ -28,7 +29,7 @@ class Dense(Layer):
                  bias=True, init_bias=0, name: str = ""):
         super().__init__(name)
         label = self.label
-        self.output_shape = check_positive_ints(shape, "shape", label)
+        self.output_shape = check_ints(shape, "shape", label, 1)
         self.activation = activation_function(activation, label)
         if input_rank is not None and map_rank is not None:
             raise ValueError(f"{label}: give input_rank or map_rank, not both")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import ops
+from ..checks import check_number
 from ..shapes import as_shape
 from .base import Layer, activation_function, identity
 
@@ -22,9 +23,8 @@ class Dropout(Layer):
         if (dropout_rate is None) == (keep_prob is None):
             raise ValueError(f"{self.label}: give exactly one of dropout_rate and keep_prob")
         value, arg = (dropout_rate, "dropout_rate") if keep_prob is None else (keep_prob, "keep_prob")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise ValueError(f"{self.label}: {arg} must be a number in [0, 1], got {value!r}")
-        self.dropout_rate = float(value if keep_prob is None else 1 - value)
+        value = check_number(value, arg, self.label, 0, 1)
+        self.dropout_rate = value if keep_prob is None else 1 - value
         if self.dropout_rate >= 1:
             raise ValueError(f"{self.label}: dropping everything (dropout_rate 1 / keep_prob 0) leaves no signal")
 

@@ -1,20 +1,13 @@
 """``BatchNormalization`` and ``LayerNormalization`` layers."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .. import ops
+from ..checks import check_number, is_int
 from ..graph import Constant
 from ..shapes import is_static, shape_str
 from .base import Layer, check_init
-
-
-def _number(value, arg: str, label: str, minimum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < minimum:
-        raise ValueError(f"{label}: {arg} must be a number >= {minimum}, got {value!r}")
-    return float(value)
 
 
 class BatchNormalization(Layer):
@@ -38,17 +31,15 @@ class BatchNormalization(Layer):
                  name: str = ""):
         super().__init__(name)
         label = self.label
-        if map_rank not in (None, 1) or isinstance(map_rank, bool):
+        if not (map_rank is None or (is_int(map_rank) and map_rank == 1)):
             raise ValueError(f"{label}: map_rank must be None (per element) or 1 (per channel, spatial), "
                              f"got {map_rank!r}")
         self.spatial = map_rank == 1
         self.init_scale = check_init(init_scale, "init_scale", label)
-        self.normalization_time_constant = _number(normalization_time_constant, "normalization_time_constant",
-                                                   label, 0)
-        self.momentum = None if momentum is None else _number(momentum, "momentum", label, 0)
-        if self.momentum is not None and self.momentum > 1:
-            raise ValueError(f"{label}: momentum must lie in [0, 1], got {momentum!r}")
-        self.epsilon = _number(epsilon, "epsilon", label, 0)
+        self.normalization_time_constant = check_number(normalization_time_constant, "normalization_time_constant",
+                                                        label, 0)
+        self.momentum = None if momentum is None else check_number(momentum, "momentum", label, 0, 1)
+        self.epsilon = check_number(epsilon, "epsilon", label, 0)
         why = "it is created on the first call, when the input's shape is known"
         self._pending.update(dict.fromkeys(("scale", "bias", "running_mean", "running_var"), why))
         self._statistics: dict[str, Constant] = {}
@@ -99,7 +90,7 @@ class LayerNormalization(Layer):
     def __init__(self, initial_scale=1, initial_bias=0, epsilon=1e-5, name: str = ""):
         super().__init__(name)
         label = self.label
-        self.epsilon = _number(epsilon, "epsilon", label, 0)
+        self.epsilon = check_number(epsilon, "epsilon", label, 0)
         self.weight("scale", (), check_init(initial_scale, "initial_scale", label), "initial_scale")
         self.weight("bias", (), check_init(initial_bias, "initial_bias", label), "initial_bias")
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from .. import ops
 from ..ops.pooling import AVG_POOLING, MAX_POOLING
-from .base import Layer, check_positive_ints, per_axis_ints, per_axis_pads
+from ..checks import check_ints
+from .base import Layer, per_axis_ints, per_axis_pads
 
 
 class _PoolingLayer(Layer):
@@ -12,7 +13,7 @@ class _PoolingLayer(Layer):
     def __init__(self, filter_shape, strides=1, pad=False, name: str = ""):
         super().__init__(name)
         label = self.label
-        self.filter_shape = check_positive_ints(filter_shape, "filter_shape", label)
+        self.filter_shape = check_ints(filter_shape, "filter_shape", label, 1)
         self.strides = per_axis_ints(strides, "strides", self.filter_shape, label)
         self.pad = per_axis_pads(pad, self.filter_shape, label)
 

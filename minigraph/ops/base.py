@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..checks import check_int
 from ..errors import ShapeError
 from ..graph import Function, Inferred, Op, as_node, register_operator
 from ..shapes import DimLike, broadcast_shapes, shape_str
@@ -95,8 +96,8 @@ def normalize_axes(axis, rank: int, label: str, allow_none: bool = True) -> tupl
 
 
 def check_axis(axis, rank: int, label: str) -> int:
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"{label}: axis {axis!r} must be an int")
+    """One static axis as a non-negative index (negative counts from the end)."""
+    check_int(axis, "axis", label)
     if not -rank <= axis < rank:
         raise ShapeError(f"{label}: axis {axis} is out of range for a static shape of rank {rank} "
                          f"(valid: {-rank}..{rank - 1}; the batch axis is implicit)")

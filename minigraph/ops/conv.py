@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_int, is_int
 from ..shapes import InferredDimension, is_known, shape_str
 from . import conv_geometry as geo
 from .base import Inferred, Op, ShapeError, export, make, register_op
@@ -31,7 +32,7 @@ class _ConvolutionOp(Op):
         kernel = self._kernel(w_shape, label)
         rank = len(kernel)
         rr = attrs["reduction_rank"]
-        if rr not in (0, 1) or isinstance(rr, bool):
+        if not is_int(rr) or rr not in (0, 1):
             raise ValueError(f"{label}: reduction_rank must be 0 (operand without channel axis) or 1, got {rr!r}")
         if len(x_shape) != rank + rr:
             expected = f"(C, {rank} spatial)" if rr else f"({rank} spatial, no channel axis: reduction_rank=0)"
@@ -193,16 +194,12 @@ CONVOLUTION_TRANSPOSE = register_op(ConvolutionTransposeOp())
 
 # argument checks ---------------------------------------------------------------------------------
 def _check_options(attrs, label) -> int:
-    groups = attrs["groups"]
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"{label}: groups must be a positive int, got {groups!r}")
+    groups = check_int(attrs["groups"], "groups", label, 1)
     sharing = attrs["sharing"]
     if not all(v is True for v in (sharing if isinstance(sharing, tuple) else (sharing,))):
         raise ValueError(f"{label}: sharing={sharing!r}: unshared weights (sharing=False) are not supported; "
                          f"use sharing=True")
-    chunk = attrs["max_temp_mem_size_in_samples"]
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 0:
-        raise ValueError(f"{label}: max_temp_mem_size_in_samples must be an int >= 0 (0 = whole batch), got {chunk!r}")
+    check_int(attrs["max_temp_mem_size_in_samples"], "max_temp_mem_size_in_samples", label, 0)  # 0: whole batch
     return groups
 
 
@@ -221,8 +218,9 @@ def _requested_output(output_shape, rank, out_channels, label) -> tuple:
     if output_shape is None:
         return (None,) * rank
     sizes = output_shape if isinstance(output_shape, tuple) else (output_shape,)
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes):
+    if not all(is_int(v) and v > 0 for v in sizes):
         raise ValueError(f"{label}: output_shape {output_shape!r} must hold positive ints")
+    sizes = tuple(int(v) for v in sizes)
     if len(sizes) == rank + 1:
         if is_known(out_channels) and sizes[0] != out_channels:
             raise ShapeError(f"{label}: output_shape {sizes} starts with {sizes[0]} channels but the convolution "

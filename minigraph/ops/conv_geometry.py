@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import sympy as sp
 
+from ..checks import is_int
 from ..shapes import DimLike, ceil_div, is_known, make_dim
 
 SAME_MODES = ("same_upper", "same_lower")
@@ -53,13 +54,13 @@ def per_axis_ints(value, arg: str, rank: int, kernel_shape: Sequence, label: str
     Bools and floats are rejected; messages show the value as given."""
     values = per_axis(value, arg, rank, kernel_shape, label, minimum)
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, int):
+        if not is_int(v):
             raise TypeError(f"{label}: {arg} must hold ints, got {_show(value)} for kernel shape {tuple(kernel_shape)}")
         if v < minimum:
             what = "positive" if minimum == 1 else "non-negative"
             raise ValueError(f"{label}: {arg}={_show(value)} must be {what} on every axis (kernel shape "
                              f"{tuple(kernel_shape)})")
-    return values
+    return tuple(int(v) for v in values)
 
 
 def per_axis_pad_modes(value, rank: int, kernel_shape: Sequence, label: str) -> tuple:

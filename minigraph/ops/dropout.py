@@ -1,6 +1,7 @@
 """Dropout: inverted dropout while training, identity otherwise."""
 from __future__ import annotations
 
+from ..checks import check_number
 from .base import Inferred, Op, export, make, register_op
 
 
@@ -43,8 +44,7 @@ def dropout(x, dropout_rate: float = 0.5, name: str = ""):
     ``dropout_rate`` is the probability of dropping an element, in ``[0, 1)``. A value computed only
     from parameters (no batch axis) gets one mask per run, shared by every sample.
     """
-    if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, (int, float)):
-        raise TypeError(f"dropout: dropout_rate must be a number, got {dropout_rate!r}")
-    if not 0.0 <= dropout_rate < 1.0:
+    rate = check_number(dropout_rate, "dropout_rate", "dropout")
+    if not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout: dropout_rate {dropout_rate} must be in [0, 1) (the probability of dropping)")
-    return make(DROPOUT, [x], {"dropout_rate": float(dropout_rate)}, name)
+    return make(DROPOUT, [x], {"dropout_rate": rate}, name)

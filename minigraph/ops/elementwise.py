@@ -9,6 +9,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..checks import check_number
 from .base import Inferred, Op, align, broadcast_rule, export, make, register_op, unbroadcast
 
 
@@ -76,9 +77,7 @@ def relu(x, name: str = ""):
 @export
 def leaky_relu(x, alpha: float = 0.01, name: str = ""):
     """``x`` where positive, ``alpha * x`` elsewhere."""
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool):
-        raise TypeError(f"leaky_relu: alpha must be a number, got {alpha!r}")
-    return make(UNARY["leaky_relu"], [x], {"alpha": float(alpha)}, name)
+    return make(UNARY["leaky_relu"], [x], {"alpha": check_number(alpha, "alpha", "leaky_relu")}, name)
 
 
 @export
@@ -128,12 +127,10 @@ def abs(x, name: str = ""):  # noqa: A001 - CNTK's name
 @export
 def clip(x, min_value: float, max_value: float, name: str = ""):
     """``x`` limited to ``[min_value, max_value]``; the gradient is 1 inside, 0 outside."""
-    for arg, v in (("min_value", min_value), ("max_value", max_value)):
-        if not isinstance(v, (int, float)) or isinstance(v, bool):
-            raise TypeError(f"clip: {arg} must be a number, got {v!r}")
-    if min_value > max_value:
+    low, high = check_number(min_value, "min_value", "clip"), check_number(max_value, "max_value", "clip")
+    if low > high:
         raise ValueError(f"clip: min_value {min_value} is greater than max_value {max_value}")
-    return make(UNARY["clip"], [x], {"min_value": float(min_value), "max_value": float(max_value)}, name)
+    return make(UNARY["clip"], [x], {"min_value": low, "max_value": high}, name)
 
 
 class Binary(Op):

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from ..checks import check_int
 from ..shapes import InferredDimension, is_known, shape_str
 from .base import Inferred, Op, ShapeError, export, make, register_op
 
@@ -113,8 +114,7 @@ def times(left, right, output_rank: int = 1, infer_input_rank_to_map: int = -1, 
     operand. ``infer_input_rank_to_map`` exists for CNTK signature compatibility: only the default
     -1 is supported. ``x @ w`` is ``times(x, w)``.
     """
-    if isinstance(output_rank, bool) or not isinstance(output_rank, int) or output_rank < 0:
-        raise ValueError(f"times: output_rank must be a non-negative int, got {output_rank!r}")
+    output_rank = check_int(output_rank, "output_rank", "times", 0)
     if infer_input_rank_to_map != -1:
         raise ValueError(f"times: infer_input_rank_to_map={infer_input_rank_to_map!r} is not supported; "
                          f"leave it at -1 and give right its full shape (use InferredDimension for inferred sizes)")

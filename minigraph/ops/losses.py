@@ -10,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..checks import check_int
 from .base import Inferred, Op, align, broadcast_rule, cached, check_axis, export, make, register_op, unbroadcast
 from .reductions import stable_softmax
 
@@ -113,12 +114,6 @@ for _op in LOSSES.values():
     register_op(_op)
 
 
-def _check_axis_arg(fn: str, axis) -> int:
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"{fn}: axis must be an int, got {axis!r}")
-    return int(axis)
-
-
 @export
 def squared_error(output, target, name: str = ""):
     """``sum((output - target)**2)`` over every static axis: one number per sample (as CNTK)."""
@@ -141,7 +136,7 @@ def cross_entropy_with_softmax(output_vector, target_vector, axis: int = -1, nam
 
     ``output_vector`` holds unnormalised scores (logits); computed stably (no overflow for large scores).
     """
-    axis = _check_axis_arg("cross_entropy_with_softmax", axis)
+    axis = check_int(axis, "axis", "cross_entropy_with_softmax")
     return make(LOSSES["cross_entropy_with_softmax"], [output_vector, target_vector], {"axis": axis}, name)
 
 
@@ -150,7 +145,6 @@ def classification_error(output_vector, target_vector, axis: int = -1, topN: int
     """1 where the target's class (argmax of ``target_vector`` along ``axis``) is not among the ``topN``
     highest scores of ``output_vector``, else 0; averaged over any other axes. A metric: no gradient.
     Ties count in the target's favour."""
-    axis = _check_axis_arg("classification_error", axis)
-    if isinstance(topN, bool) or not isinstance(topN, (int, np.integer)) or topN < 1:
-        raise ValueError(f"classification_error: topN must be a positive int, got {topN!r}")
-    return make(LOSSES["classification_error"], [output_vector, target_vector], {"axis": axis, "topN": int(topN)}, name)
+    attrs = {"axis": check_int(axis, "axis", "classification_error"),
+             "topN": check_int(topN, "topN", "classification_error", 1)}
+    return make(LOSSES["classification_error"], [output_vector, target_vector], attrs, name)

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from ..checks import check_bool, check_number
 from ..graph import Constant
 from ..shapes import InferredDimension, shape_str
 from .base import Inferred, Op, ShapeError, align, export, make, register_op, unbroadcast
@@ -111,14 +112,6 @@ class BatchNormOp(Op):
 BATCH_NORM = register_op(BatchNormOp())
 
 
-def _check_number(value, arg: str, fn: str, minimum: float, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < minimum:
-        raise ValueError(f"{fn}: {arg} must be a number >= {minimum}, got {value!r}")
-    return float(value)
-
-
 @export
 def batch_normalization(operand, scale, bias, running_mean, running_var, spatial: bool = True,
                         normalization_time_constant: float = 5000, momentum: float | None = None,
@@ -132,13 +125,11 @@ def batch_normalization(operand, scale, bias, running_mean, running_var, spatial
     ``normalization_time_constant`` (in samples): ``m = 1 - exp(-N / time_constant)`` per minibatch of
     ``N`` samples. The running variance tracks the biased minibatch variance.
     """
-    if not isinstance(spatial, bool):
-        raise TypeError(f"batch_normalization: spatial must be a bool, got {spatial!r}")
-    tc = _check_number(normalization_time_constant, "normalization_time_constant", "batch_normalization", 0)
-    m = _check_number(momentum, "momentum", "batch_normalization", 0, allow_none=True)
-    if m is not None and m > 1:
-        raise ValueError(f"batch_normalization: momentum must lie in [0, 1], got {momentum!r}")
-    eps = _check_number(epsilon, "epsilon", "batch_normalization", 0)
+    fn = "batch_normalization"
+    spatial = check_bool(spatial, "spatial", fn)
+    tc = check_number(normalization_time_constant, "normalization_time_constant", fn, 0)
+    m = None if momentum is None else check_number(momentum, "momentum", fn, 0, 1)
+    eps = check_number(epsilon, "epsilon", fn, 0)
     for what, node in (("running_mean", running_mean), ("running_var", running_var)):
         if not isinstance(node, Constant):
             raise TypeError(f"batch_normalization: {what} must be a Constant (its value is updated in place "
@@ -194,5 +185,5 @@ LAYER_NORM = register_op(LayerNormOp())
 def layer_normalization(operand, scale, bias, epsilon: float = 1e-5, name: str = ""):
     """``scale * (x - mean) / sqrt(var + epsilon) + bias`` with mean and variance over all static axes
     of each sample. ``scale``/``bias`` broadcast against the operand (``()`` for one value each)."""
-    eps = _check_number(epsilon, "epsilon", "layer_normalization", 0)
+    eps = check_number(epsilon, "epsilon", "layer_normalization", 0)
     return make(LAYER_NORM, [operand, scale, bias], {"epsilon": eps}, name)

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ..checks import check_bool, check_int, check_ints
 from .base import Inferred, Op, cached, check_axis, export, make, normalize_axes, register_op
 
 
@@ -74,15 +75,10 @@ REDUCE = {kind: register_op(ReduceOp(f"Reduce{kind.capitalize()}", kind)) for ki
 
 
 def _reduce(kind: str, x, axis, keepdims, name):
-    if axis is not None:
-        axes = [axis] if isinstance(axis, (int, np.integer)) and not isinstance(axis, bool) else axis
-        if isinstance(axes, (str, bool)) or not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool)
-                                                    for a in axes):
-            raise TypeError(f"reduce_{kind}: axis must be None, an int or a sequence of ints, got {axis!r}")
-        axis = [int(a) for a in axes]
-    if not isinstance(keepdims, bool):
-        raise TypeError(f"reduce_{kind}: keepdims must be a bool, got {keepdims!r}")
-    return make(REDUCE[kind], [x], {"axis": axis, "keepdims": keepdims}, name)
+    fn = f"reduce_{kind}"
+    axes = check_ints(axis, "axis", fn, optional=True)
+    attrs = {"axis": None if axes is None else list(axes), "keepdims": check_bool(keepdims, "keepdims", fn)}
+    return make(REDUCE[kind], [x], attrs, name)
 
 
 @export
@@ -145,9 +141,7 @@ LOG_SOFTMAX = register_op(SoftmaxOp("LogSoftmax", log=True))
 
 
 def _softmax_node(op, x, axis, name):
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"{op.name}: axis must be an int, got {axis!r}")
-    return make(op, [x], {"axis": int(axis)}, name)
+    return make(op, [x], {"axis": check_int(axis, "axis", op.name)}, name)
 
 
 @export

@@ -9,6 +9,7 @@ import builtins
 
 import numpy as np
 
+from ..checks import check_int, check_ints, is_int
 from ..graph import Node, as_node, normalize_dtype
 from ..shapes import Dim, as_shape, dim, is_known, names_of, num_elements, shape_str, subs_shape
 from .base import Inferred, Op, ShapeError, cached, check_axis, export, make, register_op
@@ -114,7 +115,7 @@ TRANSPOSE = register_op(TransposeOp())
 @export
 def transpose(x, perm, name: str = "") -> Node:
     """Permute the static axes: output axis ``i`` is input axis ``perm[i]`` (as ``np.transpose``)."""
-    if isinstance(perm, (int, str)) or not all(isinstance(p, (int, np.integer)) for p in perm):
+    if not isinstance(perm, (list, tuple)) or not all(is_int(p) for p in perm):
         raise TypeError(f"transpose: perm must be a sequence of ints, got {perm!r}")
     return make(TRANSPOSE, [x], {"perm": [int(p) for p in perm]}, name)
 
@@ -191,14 +192,6 @@ class SliceOp(Op):
 SLICE = register_op(SliceOp())
 
 
-def _as_list(value, what: str) -> list:
-    values = list(value) if isinstance(value, (list, tuple)) else [value]
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"slice: {what} must be an int or a list of ints, got {value!r}")
-    return [int(v) for v in values]
-
-
 @export
 def slice(x, axis, begin_index, end_index, strides=1, name: str = "") -> Node:  # noqa: A001 - CNTK's name
     """Elements ``begin_index:end_index:strides`` along static ``axis`` (lists for several axes).
@@ -206,8 +199,9 @@ def slice(x, axis, begin_index, end_index, strides=1, name: str = "") -> Node:  
     As in CNTK, negative indices count from the end and ``end_index <= 0`` means ``size + end_index``,
     so ``end_index=0`` slices to the end: ``slice(x, 0, -2, 0)`` is ``x[-2:]``.
     """
-    axes = _as_list(axis, "axis")
-    cols = [_as_list(v, n) for v, n in ((begin_index, "begin_index"), (end_index, "end_index"), (strides, "strides"))]
+    axes = list(check_ints(axis, "axis", "slice"))
+    cols = [list(check_ints(v, n, "slice"))
+            for v, n in ((begin_index, "begin_index"), (end_index, "end_index"), (strides, "strides"))]
     cols[2] = cols[2] * len(axes) if len(cols[2]) == 1 else cols[2]
     if any(len(c) != len(axes) for c in cols):
         raise ValueError(f"slice: axis {axes}, begin_index {cols[0]}, end_index {cols[1]} and strides {cols[2]} "
@@ -244,7 +238,7 @@ def getitem(x, key) -> Node:
     cols: list[list[int]] = [[], [], [], []]  # axes, begins, ends, strides
     squeeze = []
     for axis, k in enumerate(keys):
-        if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+        if is_int(k):
             if k == -1:
                 entry = (axis, -1, 0, 1)
             else:
@@ -316,9 +310,7 @@ def splice(*inputs, axis: int = -1, name: str = "") -> Node:
     """Concatenate inputs of equal rank along static ``axis`` (CNTK's name for concatenate)."""
     if not inputs:
         raise ValueError("splice: needs at least one input")
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"splice: axis must be an int, got {axis!r}")
-    return make(SPLICE, inputs, {"axis": int(axis)}, name)
+    return make(SPLICE, inputs, {"axis": check_int(axis, "axis", "splice")}, name)
 
 
 # cast ------------------------------------------------------------------------------------------

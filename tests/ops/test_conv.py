@@ -253,8 +253,8 @@ class TestErrors:
         with pytest.raises(mg.ShapeError, match=r"Convolution 'c': convolution_map \(3, 2, 3\): its output channels "
                                                 r"\(axis 0\) must be a positive multiple of groups=2"):
             mg.convolution(mg.parameter((3, 2, 3)), mg.input_variable((4, 4)), groups=2, name="c")
-        for bad in (0, 1.5, True):
-            with pytest.raises(ValueError, match=r"'c': groups must be a positive int, got"):
+        for bad, error in ((0, ValueError), (1.5, TypeError), (True, TypeError)):
+            with pytest.raises(error, match=r"'c': groups must be a positive int, got"):
                 mg.convolution(mg.parameter((2, 2, 3)), mg.input_variable((2, 4)), groups=bad, name="c")
 
     def test_kernel_rank(self):
