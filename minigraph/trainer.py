@@ -62,8 +62,9 @@ class Trainer:
     """Trains ``criterion`` with ``parameter_learners``.
 
     model: the network's output (kept for reference and checkpoints; may be None).
-    criterion: a loss node, or ``(loss, metric)``; both give one value per sample. A metric in the
-        loss's graph is read from the training forward pass; another is evaluated in eval mode.
+    criterion: a loss node, or ``(loss, metric)``; both give one value per sample. The training
+        metric comes from the loss's training-mode forward pass (one pass computes both, with the
+        same dropout masks and minibatch statistics); :meth:`test_minibatch` measures in eval mode.
     parameter_learners: a learner or a list; each parameter may belong to one learner only, and
         every learner's parameters must lie in the loss's graph.
     """
@@ -90,7 +91,6 @@ class Trainer:
         self.model, self.loss_function, self.evaluation_function = model, loss, metric
         self.parameter_learners = learners
         self._params = list(owner)
-        self._metric_in_loss = metric is not None and metric in loss.graph
         roots = [n for n in (loss, metric, model) if n is not None]
         self._constants = sorted({c for r in roots for c in r.constants}, key=lambda n: n.uid)
         self._running_statistics = _updated_in_place(roots)
@@ -119,14 +119,6 @@ class Trainer:
                 raise GraphError(f"Trainer: feed key {shown} is an input of neither the loss nor the metric")
             _sample_count(key, value, "Trainer")
 
-    def _metric_value(self, state, feed: Mapping) -> float | None:
-        metric = self.evaluation_function
-        if metric is None:
-            return None
-        if self._metric_in_loss:
-            return _per_sample_mean(state.values[metric])
-        return _per_sample_mean(metric.eval(self._feed_for(metric, feed)))
-
     # steps ------------------------------------------------------------------------------------
     def train_minibatch(self, feed: Mapping) -> float:
         """One update of every learner on ``feed`` (arrays with a leading batch axis, keyed by
@@ -135,8 +127,9 @@ class Trainer:
         step = self.step_count + 1
         loss = self.loss_function
         saved_constants = [(c, c.value.copy()) for c in self._running_statistics]  # restored if the step fails
-        keep = [self.evaluation_function] if self._metric_in_loss else []
-        state = loss.forward(self._feed_for(loss, feed), keep=keep, training=True)
+        metric_node = self.evaluation_function
+        keep = [] if metric_node is None else [metric_node]
+        state = loss.forward(feed, keep=keep, training=True)  # the feed holds inputs of the loss or metric only
         value = state.values[loss]
         average = _per_sample_mean(value)
         try:
@@ -152,7 +145,7 @@ class Trainer:
             for c, v in saved_constants:
                 np.copyto(c.value, v)
             raise
-        metric = self._metric_value(state, feed)  # like the loss, before the update
+        metric = None if metric_node is None else _per_sample_mean(state.values[metric_node])
         batch = state.program.batch
         for learner in self.parameter_learners:
             learner.update({p: grads[p] for p in learner.parameters}, batch)

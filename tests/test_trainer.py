@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import minigraph as mg
+from minigraph import autodiff
 from minigraph import learners as L
 
 
@@ -57,6 +58,30 @@ def test_metric_is_averaged_per_sample(metric_in_loss_graph):
     after = np.mean(np.abs(X @ W.value + b.value - T))
     assert trainer.previous_minibatch_evaluation_average == pytest.approx(before)   # measured before the update
     assert trainer.test_minibatch({x: X, t: T}) == pytest.approx(after) and after < before
+
+
+def test_one_training_forward_pass_gives_the_loss_and_a_metric_outside_its_graph(monkeypatch):
+    """With dropout, the metric must see the loss's masks: per sample, loss = metric ** 2 on every step."""
+    mg.set_seed(2)
+    x = mg.input_variable(3, dtype=np.float64, name="x")
+    t = mg.input_variable(1, dtype=np.float64, name="t")
+    W = mg.parameter(init=np.array([[1.0], [2.0], [3.0]]), name="W")
+    y = mg.times(mg.dropout(x, 0.5), W)
+    loss, metric = mg.square(y - t), mg.abs(y - t)       # the metric is not an ancestor of the loss
+    trainer = mg.Trainer(y, (loss, metric), L.sgd([W], 0.01))
+    passes = []
+    original = autodiff.forward
+    monkeypatch.setattr(autodiff, "forward", lambda *args, **kwargs: passes.append(1) or original(*args, **kwargs))
+    rng = np.random.default_rng(0)
+    differs_from_eval_mode = 0
+    for step in range(1, 11):
+        feed = {x: rng.uniform(1, 2, (1, 3)), t: np.zeros((1, 1))}
+        without_dropout = float(np.abs(feed[x] @ W.value).item())
+        reported = trainer.train_minibatch(feed)
+        assert len(passes) == step   # one forward per step
+        assert trainer.previous_minibatch_evaluation_average ** 2 == pytest.approx(reported)
+        differs_from_eval_mode += trainer.previous_minibatch_evaluation_average != pytest.approx(without_dropout)
+    assert differs_from_eval_mode > 0   # dropout was active in the metric's pass
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
