@@ -409,6 +409,7 @@ class Op:
     saves_inputs = True   # whether vjp reads xs (lets the engine free values early)
     saves_output = True   # whether vjp reads y
     differentiable = True
+    updates_inputs: tuple = ()  # input slots whose constants forward updates in place when training
     uses_bindings = False  # if True, the run-time shape pass adds attrs["bindings"] (name -> int) for infer
 
     def infer(self, in_shapes, in_dtypes, attrs, label) -> Inferred:

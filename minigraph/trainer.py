@@ -23,7 +23,6 @@ from .errors import GraphError, ModelFileError, TrainingError
 from .graph import Constant, Function, Node, Parameter
 from .io import library_version, read_archive, require_array, write_archive
 from .learners import Learner
-from .ops.normalization import BATCH_NORM
 
 CHECKPOINT_FORMAT = "minigraph-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -46,10 +45,10 @@ def _sample_count(key, value, what: str) -> int:
 
 
 def _updated_in_place(roots: Sequence[Node]) -> list[Constant]:
-    """The constants that a training run of the graphs of ``roots`` changes: the running statistics
-    of batch normalization (its inputs 3 and 4, which the op updates in place)."""
-    found = {c: None for r in roots for n in r.topological_order()
-             if isinstance(n, Function) and n.op is BATCH_NORM for c in n.inputs_direct[3:]}
+    """The constants that a training run of the graphs of ``roots`` changes: the inputs each op
+    declares it updates in place (``Op.updates_inputs``: batch normalization's running statistics)."""
+    found = {n.inputs_direct[slot]: None for r in roots for n in r.topological_order()
+             if isinstance(n, Function) for slot in n.op.updates_inputs}
     return sorted(found, key=lambda n: n.uid)
 
 

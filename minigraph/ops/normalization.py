@@ -39,6 +39,7 @@ class BatchNormOp(Op):
 
     name = "BatchNormalization"
     saves_inputs = saves_output = False
+    updates_inputs = (3, 4)  # the running mean and variance
 
     def infer(self, in_shapes, in_dtypes, attrs, label):
         shape = tuple(in_shapes[0])
