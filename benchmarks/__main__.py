@@ -8,10 +8,14 @@ from __future__ import annotations
 import argparse
 import os
 
+from .docs import performance_section
 from .report import markdown, write
 from .suite import SECTIONS, run
 from .timing import FULL, QUICK
 from .workloads import WORKLOADS, select
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DOCS = os.path.join(os.path.dirname(HERE), "docs", "performance.md")
 
 
 def main(argv=None) -> int:
@@ -22,8 +26,9 @@ def main(argv=None) -> int:
                              f"({', '.join(s for s in SECTIONS if s != 'convs')})")
     parser.add_argument("--threads", type=int, default=2, help="threads for every framework (default 2)")
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc memory measurements")
-    parser.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)),
-                        help="where results.json and RESULTS.md go (default: the benchmarks directory)")
+    parser.add_argument("--out", default=HERE, help="where results.json and RESULTS.md go (default: benchmarks/)")
+    parser.add_argument("--docs", default=DOCS, help="where a full run writes the README's Performance section "
+                        "(default: docs/performance.md; not written with --quick or --only)")
     args = parser.parse_args(argv)
 
     sections, workloads = SECTIONS, WORKLOADS
@@ -41,6 +46,11 @@ def main(argv=None) -> int:
     print(markdown(results))
     json_path, md_path = write(results, args.out)
     print(f"wrote {json_path} and {md_path} ({results['elapsed_s']:.0f} s)")
+    if not (args.quick or args.only):
+        os.makedirs(os.path.dirname(os.path.abspath(args.docs)), exist_ok=True)
+        with open(args.docs, "w") as f:
+            f.write(performance_section(results))
+        print(f"wrote {args.docs}")
     return 0
 
 

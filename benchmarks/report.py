@@ -140,7 +140,7 @@ def _summary(results: dict) -> list[str]:
     return lines + [""] if failed or missing else lines
 
 
-def _glance(results: dict) -> list[str]:
+def glance(results: dict) -> list[str]:
     """The ratios only, one line per workload (what the README shows)."""
     rows = []
     for r in results["workloads"]:
@@ -165,7 +165,7 @@ def _glance(results: dict) -> list[str]:
 
 
 def markdown(results: dict) -> str:
-    lines = ["# minigraph benchmark results", ""] + _machine(results) + _glance(results) + _speed(results) \
+    lines = ["# minigraph benchmark results", ""] + _machine(results) + glance(results) + _speed(results) \
         + _memory(results) + _overhead(results) + _sgd(results) + _summary(results)
     return "\n".join(lines).rstrip() + "\n"
 

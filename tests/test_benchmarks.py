@@ -12,6 +12,7 @@ import pytest
 from benchmarks import ours, report, suite
 from benchmarks.__main__ import main
 from benchmarks.convs import MEMORY_CHUNKS
+from benchmarks.docs import performance_section
 from benchmarks.machine import SLOW_BLAS_VARIABLES, blas_environment_warnings, limit_threads
 from benchmarks.peers import installed
 from benchmarks.timing import SMOKE
@@ -57,6 +58,9 @@ def test_results_json_structure(results, tmp_path):
     for heading in ("Transposed convolution", "Peak temporary memory", "Framework overhead", "SGD step", "Targets"):
         assert heading in text
     assert all(w.name in text for w in TINY_WORKLOADS)
+    section = performance_section(loaded)
+    assert section.startswith("## Performance") and "make bench" in section
+    assert all(f"| {w.name} |" in section for w in TINY_WORKLOADS) and "targets of issue 8" in section
 
 
 @pytest.mark.parametrize("w", TINY_WORKLOADS, ids=lambda w: w.name)
