@@ -249,7 +249,7 @@ def backward(state: ForwardState, root_gradient=None, wrt=None) -> dict:
             g = np.zeros_like(values[n]) if n in values else np.zeros((program.batch, *program.shapes[i]), n.dtype)
         if isinstance(n, (Parameter, Constant)):
             g = g.sum(axis=0)
-        out[n] = g if g.flags.owndata and g.flags.writeable else g.copy()  # never a view of op internals
+        out[n] = g if g.flags.owndata and g.flags.writeable else g.copy(order="K")  # own array, same layout
     return out
 
 
