@@ -8,14 +8,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from .docs import performance_section
+from .docs import performance_section, replace_section
 from .report import markdown, write
 from .suite import SECTIONS, run
 from .timing import FULL, QUICK
 from .workloads import WORKLOADS, select
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DOCS = os.path.join(os.path.dirname(HERE), "docs", "performance.md")
+README = os.path.join(os.path.dirname(HERE), "README.md")
 
 
 def main(argv=None) -> int:
@@ -27,8 +27,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="threads for every framework (default 2)")
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc memory measurements")
     parser.add_argument("--out", default=HERE, help="where results.json and RESULTS.md go (default: benchmarks/)")
-    parser.add_argument("--docs", default=DOCS, help="where a full run writes the README's Performance section "
-                        "(default: docs/performance.md; not written with --quick or --only)")
+    parser.add_argument("--readme", default=README, help="the README whose Performance section a full run rewrites "
+                        "(default: the project's README.md; not written with --quick or --only)")
     args = parser.parse_args(argv)
 
     sections, workloads = SECTIONS, WORKLOADS
@@ -47,10 +47,11 @@ def main(argv=None) -> int:
     json_path, md_path = write(results, args.out)
     print(f"wrote {json_path} and {md_path} ({results['elapsed_s']:.0f} s)")
     if not (args.quick or args.only):
-        os.makedirs(os.path.dirname(os.path.abspath(args.docs)), exist_ok=True)
-        with open(args.docs, "w") as f:
-            f.write(performance_section(results))
-        print(f"wrote {args.docs}")
+        with open(args.readme) as f:
+            text = replace_section(f.read(), performance_section(results))
+        with open(args.readme, "w") as f:
+            f.write(text)
+        print(f"rewrote the Performance section of {args.readme}")
     return 0
 
 

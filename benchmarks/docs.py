@@ -1,4 +1,4 @@
-"""The README's "Performance" section (docs/performance.md), written from a full run's results."""
+"""The README's "Performance" section, written from a full run's results."""
 from __future__ import annotations
 
 from .report import MIB, glance
@@ -94,3 +94,14 @@ def performance_section(results: dict) -> str:
     parts = ["## Performance", INTRO, "\n".join(glance(results)[2:]).rstrip(), _targets(results),
              "\n".join(bullets), _machine(results), REPRODUCE]
     return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def replace_section(readme: str, section: str) -> str:
+    """``readme`` with its ``## Performance`` section (up to the next ``## `` heading) replaced by
+    ``section``; appended when the README has none."""
+    start = readme.find("\n## Performance\n")
+    if start < 0:
+        return readme.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+    end = readme.find("\n## ", start + 1)
+    tail = readme[end:] if end >= 0 else "\n"
+    return readme[:start + 1] + section.rstrip("\n") + "\n" + tail

@@ -124,3 +124,11 @@ def test_command_line_writes_a_selection(tmp_path, capsys):
     assert "Framework overhead" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["--only", "no_such_workload"])
+
+
+def test_a_full_run_replaces_only_the_readme_performance_section():
+    from benchmarks.docs import replace_section
+    readme = "# t\n\nintro\n\n## Performance\n\nold table\n\n## Next\n\nkept\n"
+    assert replace_section(readme, "## Performance\n\nnew table\n") == (
+        "# t\n\nintro\n\n## Performance\n\nnew table\n\n## Next\n\nkept\n")
+    assert replace_section("# t\n", "## Performance\n\nx\n") == "# t\n\n## Performance\n\nx\n"
