@@ -101,9 +101,11 @@ def test_times_symbolic_against_int_is_an_error():
         mg.times(mg.input_variable(("H",)), mg.parameter((3, 2)))
 
 
-@pytest.mark.parametrize("kwargs,error,match", [({"output_rank": -1}, ValueError, "output_rank must be an int >= 0"),
-                                                ({"output_rank": 1.0}, TypeError, "output_rank must be an int >= 0"),
-                                                ({"infer_input_rank_to_map": 0}, ValueError, "infer_input_rank_to_map")])
+@pytest.mark.parametrize("kwargs,error,match", [
+    ({"output_rank": -1}, ValueError, "output_rank must be an int >= 0"),
+    ({"output_rank": 1.0}, TypeError, "output_rank must be an int >= 0"),
+    ({"infer_input_rank_to_map": 0}, ValueError, "infer_input_rank_to_map"),
+])
 def test_times_argument_errors(kwargs, error, match):
     with pytest.raises(error, match=match):
         mg.times(mg.input_variable((3,)), mg.parameter((3, 2)), **kwargs)
