@@ -16,9 +16,7 @@ from collections.abc import Sequence
 
 from .errors import MinigraphError, RenderError
 from .layers import from_spec, summary
-from .plot import FORMATS, plot
-
-_RANKDIRS = ("TB", "LR", "BT", "RL")
+from .plot import FORMATS, RANKDIRS, plot
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -47,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="picture to write (.png, .svg, .pdf, .dot); without it the DOT "
                                           "text goes to stdout")
     p.add_argument("--format", choices=FORMATS, help="picture format (default: from the output's extension)")
-    p.add_argument("--rankdir", choices=_RANKDIRS, default="TB", help="layout direction (default: TB)")
+    p.add_argument("--rankdir", choices=RANKDIRS, default="TB", help="layout direction (default: TB)")
     p.add_argument("--collapse-layers", action="store_true", help="draw each layer as one box")
     p.add_argument("--dpi", type=float, help="resolution of PNG output")
     p.set_defaults(run=_plot, parser=p)

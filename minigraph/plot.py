@@ -28,7 +28,7 @@ FORMATS = ("png", "svg", "pdf", "dot")
 """Output formats of :func:`plot`; ``dot`` is the DOT text itself and needs no Graphviz program."""
 
 _EXTENSIONS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
-_RANKDIRS = ("TB", "LR", "BT", "RL")
+RANKDIRS = ("TB", "LR", "BT", "RL")
 
 INSTALL_HINT = ("install Graphviz: 'sudo apt-get install graphviz' (Debian/Ubuntu), 'brew install graphviz' "
                 "(macOS) or 'conda install -c conda-forge graphviz'; or write the DOT text instead "
@@ -81,8 +81,8 @@ def plot(root: Node, filename: str | os.PathLike | None = None, *, format: str |
     """
     if not isinstance(root, Node):
         raise TypeError(f"plot needs a graph node such as model(x); got {type(root).__name__}")
-    if rankdir not in _RANKDIRS:
-        raise ValueError(f"rankdir must be one of {', '.join(_RANKDIRS)}; got {rankdir!r}")
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}; got {rankdir!r}")
     if dpi is not None and (isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or dpi <= 0):
         raise ValueError(f"dpi must be a positive number; got {dpi!r}")
     fmt = output_format(filename, format) if filename is not None else None
