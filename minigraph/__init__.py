@@ -4,9 +4,11 @@ Every op is ``mg.NAME`` (and ``mg.ops.NAME``), as in CNTK; layers are in ``mg.la
 ``mg.learners``.
 """
 from . import initializers, layers, learners, ops
-from .errors import GraphError, MinigraphError, ModelFileError, RenderError, ShapeError, SpecError, TrainingError
+from .errors import (GraphError, MinigraphError, ModelFileError, RenderError, ResourceError, ShapeError, SpecError,
+                     TrainingError)
 from .graph import Constant, Function, Node, Parameter, Variable, constant, input_variable, parameter
-from .io import load_model, save_model
+from .limits import get_memory_limit, set_memory_limit
+from .serialization import load_model, save_model
 from .onnx_export import ExportError, export_onnx
 from .ops import *  # noqa: F403  (every op as mg.NAME, like CNTK)
 from .plot import plot
@@ -21,5 +23,5 @@ __all__ = [
     "GraphError", "MinigraphError", "ModelFileError", "RenderError", "ShapeError", "SpecError", "TrainingError",
     "ExportError", "Constant", "Function", "Node", "Parameter", "Variable", "constant", "input_variable",
     "parameter", "load_model", "save_model", "export_onnx", "plot", "set_seed", "Dim", "InferredDimension",
-    "Trainer", *ops.__all__,
+    "Trainer", "ResourceError", "get_memory_limit", "set_memory_limit", *ops.__all__,
 ]

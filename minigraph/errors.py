@@ -31,3 +31,20 @@ class TrainingError(MinigraphError, RuntimeError):
 
 class RenderError(MinigraphError, RuntimeError):
     """A picture cannot be written (e.g. Graphviz's ``dot`` program is not installed)."""
+
+
+class ResourceError(MinigraphError, MemoryError):
+    """A run, feed or file would need more memory than the limit (``mg.set_memory_limit``) allows.
+
+    Raised before anything is allocated. ``estimate`` and ``limit`` are in bytes; runs also set
+    ``largest_node`` (the node whose output is largest) and ``fitting_batch`` (the largest batch size that
+    fits, 0 when none does); each is ``None`` when it does not apply.
+    """
+
+    def __init__(self, message: str, estimate: int | None = None, limit: int | None = None,
+                 largest_node: str | None = None, fitting_batch: int | None = None):
+        super().__init__(message)
+        self.estimate = estimate
+        self.limit = limit
+        self.largest_node = largest_node
+        self.fitting_batch = fitting_batch
