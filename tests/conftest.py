@@ -9,3 +9,8 @@ sys.path.insert(0, os.path.dirname(__file__))  # so tests can ``from gradcheck i
 settings.register_profile("ci", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", default=False,
+                     help="reliability tests try 10x more cases (tests/reliability/tally.py scaled())")
