@@ -2,7 +2,7 @@
 
 A graph is compiled once per feed signature (shapes and dtypes of the fed arrays) into a
 :class:`Program`: the nodes in topological order with concrete shapes and attributes from the
-shape pass (:func:`minigraph.inference.bind`). Forward runs the steps, freeing each value after its
+shape pass (:func:`minigraph.shape_inference.bind`). Forward runs the steps, freeing each value after its
 last use unless backward needs it; backward walks the steps in reverse, calling each op's vjp only
 for nodes that lie between a ``wrt`` node and the root, and sums fan-out gradients.
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import GraphError, ShapeError
 from .graph import Constant, Function, Node, Parameter, Variable
-from .inference import bind, bind_feed, feed_arrays, settle_dtypes
+from .shape_inference import bind, bind_feed, feed_arrays, settle_dtypes
 from .rng import ops_rng
 
 

@@ -5,7 +5,7 @@ dtype, a unique, stable id (creation order) and a name. A :class:`Function` hold
 input nodes and its attributes; the op contributes the shape rule, forward and vjp (see
 :class:`Op`). The graph of a root node is a ``networkx.DiGraph`` over nodes, edges input -> consumer.
 
-The engine (this module, :mod:`shapes`, :mod:`inference`, :mod:`autodiff`) imports no op: ops
+The engine (this module, :mod:`shapes`, :mod:`shape_inference`, :mod:`autodiff`) imports no op: ops
 register themselves, and layers and I/O attach the few methods that live above the engine with
 :func:`register_method`.
 """
@@ -20,6 +20,7 @@ import networkx as nx
 import numpy as np
 
 from .errors import GraphError, ShapeError
+from .initializers import glorot_uniform
 from .shapes import DimLike, InferredDimension, as_shape, is_static, shape_str
 
 _uids = itertools.count()
@@ -437,8 +438,41 @@ class Function(Node):
         self.op = op
         self.op_attributes: dict = dict(attributes or {})
         self.resolved: dict = {}
-        from .inference import infer_node
-        infer_node(self)
+        self._infer_shape()
+
+    def _infer_shape(self) -> None:
+        """Build-time shape inference: run the op's shape rule on the static (possibly symbolic)
+        input shapes. It settles the output shape and dtype, stores resolved attributes (pads,
+        output sizes) on the node and fills parameter dims left to inference (which initialises
+        those parameters), so a bad graph fails at the line that built the bad node."""
+        dtype = self._common_dtype()
+        inputs = self.inputs_direct
+        result = self.op.infer([x.shape for x in inputs], [x.dtype for x in inputs], self.op_attributes, self.label)
+        for slot, shape in result.input_shapes.items():
+            target = inputs[slot]
+            if not isinstance(target, Parameter):
+                raise ShapeError(f"{self.label}: input {slot} ({target.label}) has shape {shape_str(target.shape)}; "
+                                 f"expected {shape_str(shape)}")
+            target.infer(shape, dtype)
+        self._shape = tuple(result.shape)
+        self._dtype = np.dtype(result.dtype) if result.dtype is not None else dtype
+        self.resolved = dict(result.attrs)
+
+    def _common_dtype(self) -> np.dtype | None:
+        """The one float dtype of the inputs; inputs without a dtype (scalars, lazy parameters and
+        what is computed from them only) adopt it. Mixing float32 and float64 is an error: cast
+        explicitly. ``None`` when no input has a dtype yet: the node then adopts one later too."""
+        known = {x.dtype for x in self.inputs_direct if x.dtype is not None}
+        if len(known) > 1:
+            listing = ", ".join(f"{x.label}: {x.dtype}" for x in self.inputs_direct if x.dtype is not None)
+            raise GraphError(f"{self.label}: inputs mix dtypes ({listing}); convert one with mg.cast(x, dtype)")
+        if not known:
+            return None
+        dtype = known.pop()
+        for x in self.inputs_direct:
+            if x.dtype is None:
+                x.adopt_dtype(dtype)
+        return dtype
 
     @property
     def op_name(self) -> str:
@@ -520,7 +554,6 @@ def parameter(shape=None, init=None, dtype=None, name: str = "") -> Parameter:
         if dtype is None and arr.dtype in (np.float32, np.float64):
             dtype = arr.dtype
     if init is None:
-        from .initializers import glorot_uniform
         init = glorot_uniform()
     return Parameter(shape, init, dtype, name)
 

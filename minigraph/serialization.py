@@ -13,7 +13,7 @@ run again and check the file.
 """
 from __future__ import annotations
 
-import io as _bytes_io
+import io
 import json
 import os
 import zipfile
@@ -26,7 +26,7 @@ import numpy as np
 from .errors import MinigraphError, ModelFileError
 from .files import atomic_writer
 from .graph import Constant, Function, Node, Parameter, Scope, Variable, register_method
-from .inference import settle_dtypes
+from .shape_inference import settle_dtypes
 from .ops.base import OPS
 from .shapes import as_shape, shape_str
 
@@ -46,7 +46,7 @@ def write_archive(path, manifest: Mapping, arrays: Mapping[str, np.ndarray]) -> 
     with atomic_writer(path) as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(_MANIFEST, json.dumps(manifest, indent=1))
         for name, arr in arrays.items():
-            buf = _bytes_io.BytesIO()
+            buf = io.BytesIO()
             np.save(buf, np.asarray(arr), allow_pickle=False)
             zf.writestr(f"{name}.npy", buf.getvalue())
 
@@ -77,7 +77,7 @@ def _read_zip(fh, path: str, expected_format: str, max_version: int) -> tuple[di
                 raise ModelFileError(f"{path}: format version {version} was written by a newer minigraph "
                                      f"({manifest.get('minigraph_version', '?')}); this minigraph "
                                      f"({library_version()}) reads versions up to {max_version}")
-            arrays = {n[:-4]: np.load(_bytes_io.BytesIO(zf.read(n)), allow_pickle=False)
+            arrays = {n[:-4]: np.load(io.BytesIO(zf.read(n)), allow_pickle=False)
                       for n in sorted(names) if n.endswith(".npy")}
     except ModelFileError:
         raise

@@ -1,14 +1,10 @@
-"""The shape-inference pass.
+"""The run-time shape pass: binding fed arrays to a graph built with symbolic shapes.
 
-Two entry points, one set of rules (each op's ``infer``):
-
-* :func:`infer_node` runs when a :class:`~minigraph.graph.Function` is created, on the static
-  (possibly symbolic) shapes of its inputs. It settles the output shape and dtype, stores resolved
-  attributes (pads, output sizes) on the node, and fills parameter dims left to inference (which
-  initialises those parameters). A bad graph therefore fails at the line that built the bad node.
-* :func:`bind` runs before execution: it binds every named dim from the fed arrays and re-runs
-  the rules over the whole graph with concrete sizes, so checks that depend on a symbolic size
-  happen as soon as the size is known.
+Build-time shape inference is part of node construction (:class:`~minigraph.graph.Function`
+runs its op's ``infer`` when it is created). Before execution, :func:`feed_arrays` checks and
+converts the feed, :func:`bind_feed` binds every named dim from the fed arrays, and :func:`bind`
+re-runs the same rules over the whole graph with concrete sizes, so checks that depend on a
+symbolic size happen as soon as the size is known.
 """
 from __future__ import annotations
 
@@ -20,39 +16,6 @@ import numpy as np
 from .errors import GraphError, ShapeError
 from .graph import Function, Node, Parameter, Variable
 from .shapes import Dim, shape_str, subs_shape
-
-
-def common_dtype(node: Function) -> np.dtype | None:
-    """The one float dtype of a node's inputs; inputs without a dtype (scalars, lazy parameters and
-    what is computed from them only) adopt it. Mixing float32 and float64 is an error: cast
-    explicitly. ``None`` when no input has a dtype yet: the node then adopts one later too."""
-    known = {x.dtype for x in node.inputs_direct if x.dtype is not None}
-    if len(known) > 1:
-        listing = ", ".join(f"{x.label}: {x.dtype}" for x in node.inputs_direct if x.dtype is not None)
-        raise GraphError(f"{node.label}: inputs mix dtypes ({listing}); convert one with mg.cast(x, dtype)")
-    if not known:
-        return None
-    dtype = known.pop()
-    for x in node.inputs_direct:
-        if x.dtype is None:
-            x.adopt_dtype(dtype)
-    return dtype
-
-
-def infer_node(node: Function) -> None:
-    """Run the op's shape rule on the node's static input shapes (see module docstring)."""
-    dtype = common_dtype(node)
-    inputs = node.inputs_direct
-    result = node.op.infer([x.shape for x in inputs], [x.dtype for x in inputs], node.op_attributes, node.label)
-    for slot, shape in result.input_shapes.items():
-        target = inputs[slot]
-        if not isinstance(target, Parameter):
-            raise ShapeError(f"{node.label}: input {slot} ({target.label}) has shape {shape_str(target.shape)}; "
-                             f"expected {shape_str(shape)}")
-        target.infer(shape, dtype)
-    node._shape = tuple(result.shape)
-    node._dtype = np.dtype(result.dtype) if result.dtype is not None else dtype
-    node.resolved = dict(result.attrs)
 
 
 def settle_dtypes(order: list) -> None:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from . import rng
 from .errors import GraphError, ModelFileError, TrainingError
 from .graph import Constant, Function, Node, Parameter
-from .io import library_version, read_archive, require_array, write_archive
+from .serialization import library_version, read_archive, require_array, write_archive
 from .learners import Learner
 
 CHECKPOINT_FORMAT = "minigraph-checkpoint"

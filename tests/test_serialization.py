@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import minigraph as mg
-from minigraph import io as mgio
+from minigraph import serialization
 from minigraph import learners as L
 from minigraph.graph import name_scope
 
@@ -46,7 +46,7 @@ def test_float64_and_tuple_attributes_survive(tmp_path):
     _x, y = _mlp(np.float64)
     s = mg.slice(y, 0, 1, 3)
     s.op_attributes["note"] = (1, (2.5, "a"), [None, True])  # tuples must come back as tuples
-    mg.io.save_model(s, tmp_path / "m")
+    mg.serialization.save_model(s, tmp_path / "m")
     z = mg.load_model(tmp_path / "m")
     assert z.dtype == np.float64 and z.op_attributes["note"] == (1, (2.5, "a"), [None, True])
 
@@ -71,7 +71,7 @@ def test_failed_write_never_destroys_the_previous_file(tmp_path, monkeypatch):
 
     def broken_save(*args, **kwargs):
         raise OSError("disk full")
-    monkeypatch.setattr(mgio.np, "save", broken_save)
+    monkeypatch.setattr(serialization.np, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
         y.save(path)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.mgz"]
@@ -338,7 +338,7 @@ def test_loaded_model_keeps_layer_calls_for_drawings(tmp_path):
         assert mg.plot(z, collapse_layers=collapse) == mg.plot(y, collapse_layers=collapse)
     first, second = (n for n in z.topological_order() if n.op_name == "Convolution")
     assert first.scope[-1] is not second.scope[-1] and first.scope[-1].owner is second.scope[-1].owner
-    assert isinstance(first.scope[-1].owner, mgio.SavedLayer) and first.scope[-1].owner.kind == "Convolution"
+    assert isinstance(first.scope[-1].owner, serialization.SavedLayer) and first.scope[-1].owner.kind == "Convolution"
 
 
 def test_a_loaded_model_trains_further(tmp_path):
