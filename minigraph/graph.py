@@ -6,8 +6,9 @@ input nodes and its attributes; the op contributes the shape rule, forward and v
 :class:`Op`). The graph of a root node is a ``networkx.DiGraph`` over nodes, edges input -> consumer.
 
 The engine (this module, :mod:`shapes`, :mod:`shape_inference`, :mod:`autodiff`) imports no op: ops
-register themselves, and layers and I/O attach the few methods that live above the engine with
-:func:`register_method`.
+register the functions behind the operators (``a + b`` ...) with :func:`register_operator`, and the
+node methods that live above the engine (``save``, ``summary``, ``plot``, ``export_onnx``) are
+declared on :class:`Node` and import their module when called.
 """
 from __future__ import annotations
 
@@ -52,14 +53,24 @@ def current_scope() -> tuple[Scope, ...]:
     return tuple(_scope_stack)
 
 
+OPERATOR_DUNDERS: dict[str, tuple[str, ...]] = {
+    "plus": ("__add__", "__radd__"),
+    "minus": ("__sub__", "__rsub__"),
+    "element_times": ("__mul__", "__rmul__"),
+    "element_divide": ("__truediv__", "__rtruediv__"),
+    "negate": ("__neg__",),
+    "abs": ("__abs__",),
+    "times": ("__matmul__",),
+    "getitem": ("__getitem__",),
+}
+"""The Python operators of :class:`Node`, by the registered op function they call."""
+
+
 def register_operator(name: str, fn: Callable) -> None:
     """Ops call this so that ``a + b``, ``a * b``, ``x[1:3]``... build their nodes."""
+    if name not in OPERATOR_DUNDERS:
+        raise ValueError(f"no Node operator calls {name!r}; operators: {', '.join(OPERATOR_DUNDERS)}")
     _OPERATORS[name] = fn
-
-
-def register_method(name: str, fn: Callable) -> None:
-    """Attach a method that lives above the engine (``save``, ``summary``, ``plot``) to every node."""
-    setattr(Node, name, fn)
 
 
 def _operator(name: str) -> Callable:
@@ -221,19 +232,45 @@ class Node:
         return autodiff.grad(self, feed or {}, wrt=wrt, grad_root=grad_root, training=training, seed=seed)
 
     def forward(self, feed: Mapping | None = None, keep=(), *, training: bool = False, seed: int | None = None,
-                for_backward=True):
+                for_backward=True, given: Mapping | None = None):
         """Run forward and keep what :meth:`backward` needs; returns a ``ForwardState`` whose
         ``values[node]`` holds this node's value and those of ``keep``. Nodes in ``keep`` need not
         be ancestors of this one: they are computed in the same pass (one forward for a loss and a
-        metric); the feed must then cover their inputs too."""
+        metric); the feed must then cover their inputs too. ``given`` (node -> array, e.g. values of
+        an earlier state) supplies node values: nothing above them runs and gradients stop there."""
         from . import autodiff
         return autodiff.forward(self, feed or {}, keep=keep, training=training, seed=seed,
-                                for_backward=for_backward)
+                                for_backward=for_backward, given=given)
 
     def backward(self, state, root_gradient=None, wrt=None) -> dict:
         """Gradients w.r.t. ``wrt`` (default: all parameters) from a ``forward`` state."""
         from . import autodiff
         return autodiff.backward(state, root_gradient, wrt)
+
+    # methods that live above the engine (each imports its module when called) ---------------
+    def save(self, path) -> None:
+        """Save this graph with its parameter and constant values to one file
+        (:func:`minigraph.save_model`; ``mg.load_model(path)`` reads it back)."""
+        from .serialization import save_model
+        save_model(self, path)
+
+    def summary(self, **options) -> None:
+        """Print the layer table of this graph (:func:`minigraph.layers.print_summary`)."""
+        from .layers.summary import print_summary
+        print_summary(self, **options)
+
+    def plot(self, filename=None, **options) -> str:
+        """Draw this graph; return its DOT text and, with ``filename``, render it there
+        (:func:`minigraph.plot`: ``format``, ``rankdir``, ``show_shapes``, ``show_params``,
+        ``collapse_layers``, ``dpi``)."""
+        from .plot import plot
+        return plot(self, filename, **options)
+
+    def export_onnx(self, path=None, **options):
+        """Write this graph as an ONNX model and return the ``onnx.ModelProto``
+        (:func:`minigraph.export_onnx`: ``opset``, ``input_names``, ``output_name``, ``batch_dim``)."""
+        from .onnx_export import export_onnx
+        return export_onnx(self, path, **options)
 
     # operators (dispatch to the ops that registered themselves) ------------------------------
     def __add__(self, other):
@@ -262,6 +299,9 @@ class Node:
 
     def __neg__(self):
         return _operator("negate")(self)
+
+    def __abs__(self):
+        return _operator("abs")(self)
 
     def __matmul__(self, other):
         return _operator("times")(self, other)

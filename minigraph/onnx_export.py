@@ -26,7 +26,7 @@ import sympy as sp
 
 from .errors import MinigraphError
 from .files import write_atomically
-from .graph import Function, Node, Variable, register_method
+from .graph import Function, Node, Variable
 from .ops.base import normalize_axes
 from .shapes import Dim, DimLike, is_known
 
@@ -568,6 +568,3 @@ def export_onnx(model: Node, path=None, *, opset: int = MIN_OPSET, input_names: 
     if path is not None:
         write_atomically(path, proto.SerializeToString())
     return proto
-
-
-register_method("export_onnx", export_onnx)

@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import MinigraphError, ModelFileError
 from .files import atomic_writer
-from .graph import Constant, Function, Node, Parameter, Scope, Variable, register_method
+from .graph import Constant, Function, Node, Parameter, Scope, Variable
 from .shape_inference import settle_dtypes
 from .ops.base import OPS
 from .shapes import as_shape, shape_str
@@ -287,7 +287,5 @@ def load_model(path) -> Node:
         raise ModelFileError(f"{os.fspath(path)}: root index {root!r} does not name a node")
     return built[root]
 
-
-register_method("save", save_model)
 
 __all__ = ["SavedLayer", "graph_manifest", "load_model", "read_archive", "rebuild_graph", "save_model", "write_archive"]

@@ -1,10 +1,13 @@
 """Graph nodes: factories, ids, repr, lookup, leaves, parameter values, lazy init, dtypes, networkx views."""
+import os
+
 import networkx as nx
 import numpy as np
 import pytest
 
 import minigraph as mg
-from minigraph.graph import name_scope, register_method
+from minigraph import graph as graph_module
+from minigraph.graph import name_scope
 
 
 def _small_graph():
@@ -169,11 +172,48 @@ def test_every_op_is_reachable_as_mg_ops_and_mg():
         assert getattr(mg.ops, name) is getattr(mg, name)
 
 
-def test_name_scope_and_register_method():
+def test_name_scope():
     with name_scope("enc", "Dense") as scope:
         inner = mg.input_variable((2,))
     assert inner.scope == (scope,) and scope.name == "enc" and scope.kind == "Dense"
     assert mg.input_variable((2,)).scope == ()
-    register_method("double_shape", lambda node: tuple(2 * d for d in node.shape))
-    assert inner.double_shape() == (4,)
-    del mg.Node.double_shape
+
+
+NODE_METHODS = ("eval", "grad", "forward", "backward", "save", "summary", "plot", "export_onnx", "to_networkx")
+
+
+def test_node_declares_every_user_method():
+    """Methods a user calls on a node are declared on Node itself, not attached by importing a module."""
+    for name in NODE_METHODS:
+        assert callable(vars(mg.Node).get(name)), f"Node does not declare {name}"
+    assert not hasattr(graph_module, "register_method")
+
+
+def test_every_registered_operator_has_its_dunder():
+    """Each operator an op registers is reachable through a Python operator declared on Node."""
+    registered = set(graph_module._OPERATORS)
+    assert registered == set(graph_module.OPERATOR_DUNDERS), "registered operators and Node dunders differ"
+    for name, dunders in graph_module.OPERATOR_DUNDERS.items():
+        for dunder in dunders:
+            assert callable(vars(mg.Node).get(dunder)), f"operator {name!r}: Node has no {dunder}"
+    with pytest.raises(ValueError, match="no Node operator"):
+        graph_module.register_operator("power", lambda a, b: a)
+
+
+def test_abs_of_a_node():
+    x = mg.input_variable((3,), name="x")
+    y = abs(x)
+    assert y.op_name == mg.abs(x).op_name
+    np.testing.assert_array_equal(y.eval({x: np.array([[-1.5, 0.0, 2.0]], np.float32)}), [[1.5, 0.0, 2.0]])
+
+
+def test_plot_save_and_summary_are_node_methods(tmp_path, capsys):
+    x = mg.input_variable((2,), name="x")
+    y = mg.relu(x, name="y")
+    dot = y.plot(os.path.join(tmp_path, "g.dot"))
+    assert dot.startswith("digraph") and (tmp_path / "g.dot").read_text().startswith("digraph")
+    assert y.plot() == dot
+    y.save(tmp_path / "m.mg")
+    assert mg.load_model(tmp_path / "m.mg").op_name == y.op_name
+    y.summary()
+    assert capsys.readouterr().out.strip() == mg.layers.summary(y)

@@ -8,7 +8,6 @@ network specs (TOML/JSON) and model summaries.
 >>> h.shape, f.W.shape
 ((128, 482, 643), (3, 128, 3, 4))
 """
-from ..graph import register_method
 from .base import ACTIVATIONS, LAYER_TYPES, Layer, identity
 from .conv import (
                    Convolution,
@@ -29,10 +28,9 @@ from .sequential import Sequential
 from .spec import dumps_toml, from_spec, layer_spec, load_spec, to_spec, write_spec
 from .summary import print_summary, summary
 
-register_method("summary", print_summary)
-
 __all__ = ["ACTIVATIONS", "LAYER_TYPES", "Activation", "AveragePooling", "BatchNormalization", "Convolution",
            "Convolution1D", "Convolution2D", "Convolution3D", "ConvolutionTranspose", "ConvolutionTranspose1D",
            "ConvolutionTranspose2D", "ConvolutionTranspose3D", "Dense", "Dropout", "Flatten", "Identity", "Layer",
            "LayerNormalization", "MaxPooling", "Reshape", "Sequential", "default_options", "default_options_for",
-           "dumps_toml", "from_spec", "identity", "layer_spec", "load_spec", "summary", "to_spec", "write_spec"]
+           "dumps_toml", "from_spec", "identity", "layer_spec", "load_spec", "print_summary", "summary", "to_spec",
+           "write_spec"]
