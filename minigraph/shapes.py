@@ -21,7 +21,6 @@ from .errors import ShapeError
 InferredDimension = -1
 """A parameter dimension left to the shape-inference pass (CNTK's ``InferredDimension``)."""
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 _SYMBOLS: dict[str, sp.Symbol] = {}
 
 
@@ -41,6 +40,13 @@ class _DimPrinter(StrPrinter):
         if not (num.is_Symbol or num.is_Integer):
             text = f"({text})"
         return f"{text}//{self._print(den)}"
+
+    def _print_Pow(self, expr):
+        # ``//`` binds less tightly than ``**``: (H//2)**2, not H//2**2 (which reads back as H//4).
+        base, exponent = expr.args
+        if isinstance(base, sp.floor) and exponent.is_Integer and exponent > 0:
+            return f"({self._print(base)})**{self._print(exponent)}"
+        return super()._print_Pow(expr)
 
     def _print_Mul(self, expr):
         # ``*`` and ``//`` bind equally tightly in Python, so a floor division inside a product
@@ -172,7 +178,10 @@ def _expr(value) -> sp.Expr:
 
 def make_dim(expr: sp.Expr) -> DimLike:
     """Wrap a sympy expression: an ``int`` if it has no free names, else a :class:`Dim`."""
-    expr = sp.sympify(expr)
+    if isinstance(expr, int) and not isinstance(expr, bool):
+        return expr
+    if not isinstance(expr, sp.Expr):  # never sympify text: see parse_dim
+        raise TypeError(f"make_dim takes a sympy expression, not {type(expr).__name__}")
     if expr.is_Integer:
         return int(expr)
     if not expr.free_symbols:
@@ -192,16 +201,156 @@ def dim(value) -> DimLike:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str):
-        names = {n: _symbol(n) for n in _IDENTIFIER.findall(value)}
-        try:
-            expr = sp.parse_expr(value, local_dict=names, evaluate=True)
-        except Exception as exc:  # sympy raises many types for bad text
-            raise ShapeError(f"cannot parse dimension {value!r}: {exc}") from None
-        if not isinstance(expr, sp.Expr) or expr.is_integer is not True:  # e.g. 'H/2' or '1.5'
-            raise ShapeError(f"dimension {value!r} is not an integer expression over names (divide with //)")
-        return make_dim(expr)
+        return parse_dim(value)
     raise TypeError(f"cannot use {value!r} ({type(value).__name__}) as a dimension; "
                     "use an int, a name such as 'H' or an expression such as '2*H'")
+
+
+# --- dimension text -----------------------------------------------------------------------------
+# Dimension text comes from users and from files (model files, checkpoints, specs, ONNX), so it is
+# parsed with this explicit grammar and never handed to a Python or sympy evaluator:
+#
+#     expr   := term (("+" | "-") term)*
+#     term   := factor (("*" | "//") factor)*
+#     factor := ("-" | "+") factor | atom ("**" INT)?
+#     atom   := INT | NAME | "(" expr ")"
+#
+# It covers everything ``str(dim)`` prints. Sizes of the text, its integers, exponents and nesting
+# are bounded so that hostile text costs constant work.
+MAX_DIM_TEXT = 1000
+"""Longest dimension text accepted (characters)."""
+_MAX_INT_DIGITS = 19
+_MAX_EXPONENT = 8
+_MAX_NESTING = 50
+_NOT_INTEGER = "/.<>=!"  # true division, floats and comparisons: text that is Python but not a size
+_TOKEN = re.compile(r"\s*(?:(?P<int>[0-9]+)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>//|\*\*|[-+*()]))")
+
+
+class _DimParser:
+    """Recursive-descent parser of one dimension text; builds the value with Dim arithmetic."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.tokens: list[tuple[str, str, int]] = []
+        pos = 0
+        stripped = text.rstrip()
+        while pos < len(stripped):
+            match = _TOKEN.match(stripped, pos)
+            if match is None:
+                at = len(stripped) - len(stripped[pos:].lstrip())
+                if stripped[at] in _NOT_INTEGER:
+                    raise ShapeError(f"dimension {text!r} is not an integer expression over names "
+                                     f"({stripped[at]!r} at position {at}; divide with //)")
+                self.fail(f"unexpected character {stripped[at]!r}", at)
+            kind = match.lastgroup or ""
+            self.tokens.append((kind, match.group(kind), match.start(kind)))
+            pos = match.end()
+        self.index = 0
+        self.depth = 0
+
+    def fail(self, why: str, at: int | None = None):
+        where = "" if at is None else f" at position {at}"
+        raise ShapeError(f"cannot parse dimension {self.text!r}: {why}{where}; a dimension is an integer, "
+                         "a name such as 'H', or an expression of them with + - * // and parentheses")
+
+    def peek(self) -> str | None:
+        return self.tokens[self.index][1] if self.index < len(self.tokens) else None
+
+    def take(self) -> tuple[str, str, int]:
+        if self.index >= len(self.tokens):
+            self.fail("the text ends too early")
+        token = self.tokens[self.index]
+        self.index += 1
+        return token
+
+    def parse(self) -> DimLike:
+        if not self.tokens:
+            self.fail("the text is empty")
+        value = self.expr()
+        if self.index < len(self.tokens):
+            _, text, at = self.tokens[self.index]
+            self.fail(f"unexpected {text!r}", at)
+        return value
+
+    def expr(self) -> DimLike:
+        value = self.term()
+        while self.peek() in ("+", "-"):
+            op = self.take()[1]
+            value = value + self.term() if op == "+" else value - self.term()
+        return value
+
+    def term(self) -> DimLike:
+        value = self.factor()
+        while self.peek() in ("*", "//"):
+            _, op, at = self.take()
+            right = self.factor()
+            if op == "*":
+                value = value * right
+            elif right == 0:
+                self.fail("division by zero", at)
+            else:
+                value = value // right
+        return value
+
+    def factor(self) -> DimLike:
+        if self.peek() in ("-", "+"):
+            sign = self.take()[1]
+            value = self.nested(self.factor)
+            return -value if sign == "-" else value
+        value = self.atom()
+        if self.peek() == "**":
+            _, _, at = self.take()
+            kind, text, at = self.take()
+            if kind != "int" or int(text) > _MAX_EXPONENT:
+                self.fail(f"an exponent must be an integer from 0 to {_MAX_EXPONENT}", at)
+            value = _power(value, int(text))
+        return value
+
+    def atom(self) -> DimLike:
+        kind, text, at = self.take()
+        if kind == "int":
+            if len(text.lstrip("0")) > _MAX_INT_DIGITS:
+                self.fail(f"integer {text[:25]}... has more than {_MAX_INT_DIGITS} digits", at)
+            return int(text)
+        if kind == "name":
+            return Dim(_symbol(text))
+        if text == "(":
+            value = self.nested(self.expr)
+            if self.peek() != ")":
+                self.fail("a '(' is not closed", at)
+            self.take()
+            return value
+        self.fail(f"unexpected {text!r}", at)
+        raise AssertionError  # fail() always raises
+
+    def nested(self, rule):
+        self.depth += 1
+        if self.depth > _MAX_NESTING:
+            self.fail(f"more than {_MAX_NESTING} nested parentheses or signs")
+        try:
+            return rule()
+        finally:
+            self.depth -= 1
+
+
+def _power(value: DimLike, exponent: int) -> DimLike:
+    result: DimLike = 1
+    for _ in range(exponent):
+        result = result * value
+    return result
+
+
+def parse_dim(text: str) -> DimLike:
+    """Parse dimension text (``"H"``, ``"2*H - 1"``, ``"(H + 1)//2"``) with minigraph's own grammar.
+
+    Nothing in the text is evaluated as code: it is tokenised and parsed, and the value is built from
+    ints and named sizes. Anything outside the grammar raises :class:`ShapeError` naming the text.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"dimension text must be a str, not {type(text).__name__}")
+    if len(text) > MAX_DIM_TEXT:
+        raise ShapeError(f"cannot parse dimension {text[:40]!r}...: longer than {MAX_DIM_TEXT} characters")
+    return _DimParser(text).parse()
 
 
 def as_shape(shape) -> tuple[DimLike, ...]:

@@ -129,3 +129,68 @@ def test_printed_floor_divisions_read_back_as_python(build):
     expr = build(H, W)
     assert dim(str(expr)) == expr
     assert eval(str(expr), {"H": 7, "W": 3}) == expr.subs({"H": 7, "W": 3})
+
+
+# --- dimension text is parsed with minigraph's grammar, never evaluated -----------------------------------
+@pytest.mark.parametrize("text", ["H**2", "-H + 5", "W*(H - 1)", "(W + (H + 1)//2)//3", "(H*W)//4", " 3 ", "+H",
+                                  "H - 2*(H//2)", "3*((H + 1)//2)"])
+def test_grammar_accepts_what_dims_print(text):
+    d = dim(text)
+    assert dim(str(d)) == d and str(dim(str(d))) == str(d)
+
+
+@pytest.mark.parametrize("text,match", [
+    ("", "the text is empty"), ("   ", "the text is empty"), ("H)", "unexpected '\\)' at position 1"),
+    ("(((H", "'\\(' is not closed"), ("2 H", "unexpected 'H' at position 2"), ("H//0", "division by zero"),
+    ("H**9", "exponent must be an integer from 0 to 8"), ("H**W", "exponent"), ("1" * 30, "more than 19 digits"),
+    ("-" * 60 + "H", "more than 50 nested"), ("H" * 1001, "longer than 1000 characters"),
+    ("H.real", "not an integer expression"), ("H[0]", "unexpected character '\\['"), ("é", "unexpected character"),
+    ("lambda: 1", "unexpected character ':'"), ("H; import os", "unexpected character ';'"),
+    ("H if 1 else 2", "unexpected 'if'"), ("__import__('os')", "unexpected character"),
+])
+def test_grammar_rejects_everything_else(text, match):
+    with pytest.raises(mg.ShapeError, match=match):
+        dim(text)
+
+
+def test_code_in_dimension_text_never_runs(tmp_path):
+    """Text that ``sympy.parse_expr`` would have evaluated: it must be rejected and create no marker."""
+    marker = tmp_path / "marker"
+    payloads = [
+        f"16*(1 if [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == '_wrap_close'][0]"
+        f".__init__.__globals__['mkdir']({str(marker)!r}) is None else 0)",
+        f"__import__('os').mkdir({str(marker)!r})",
+        f"H + (__import__('pathlib').Path({str(marker)!r}).touch() or 0)",
+        f"Symbol('H') + exec(\"open({str(marker)!r}, 'w')\")",
+    ]
+    for text in payloads:
+        with pytest.raises(mg.ShapeError, match="cannot parse dimension|not an integer expression"):
+            dim(text)
+    assert not marker.exists()
+
+
+def test_make_dim_never_takes_text():
+    from minigraph.shapes import make_dim
+    with pytest.raises(TypeError, match="sympy expression"):
+        make_dim("H + 1")
+
+
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+except ImportError:  # hypothesis is a test extra
+    given = None
+
+if given is not None:
+    _leaf = st.one_of(st.integers(0, 40), st.sampled_from(["H", "W", "N"]).map(dim))
+
+    def _combine(children):
+        pair = st.tuples(children, children)
+        return st.one_of(pair.map(lambda p: p[0] + p[1]), pair.map(lambda p: p[0] - p[1]),
+                         pair.map(lambda p: p[0] * p[1]),
+                         st.tuples(children, st.integers(1, 7)).map(lambda p: p[0] // p[1]))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.recursive(_leaf, _combine, max_leaves=8))
+    def test_printed_dims_parse_back_to_the_same_dim(d):
+        assert dim(str(d)) == d
