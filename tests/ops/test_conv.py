@@ -1,5 +1,5 @@
 """Convolution and ConvolutionTranspose ops: CNTK's examples, shapes and resolved pads (concrete and
-symbolic), lazy map dims, every error message, chunking, dtypes. Numerical oracles: test_conv_oracles.py."""
+symbolic), lazy map dims, every error message, chunking, dtypes. Numerical oracles: test_conv_kernels.py."""
 import tracemalloc
 
 import numpy as np

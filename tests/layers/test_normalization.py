@@ -1,4 +1,4 @@
-"""BatchNormalization's running statistics follow the dtype of the graph (tests/layers/test_layers_misc.py has
+"""BatchNormalization's running statistics follow the dtype of the graph (tests/layers/test_misc.py has
 the train/eval arithmetic)."""
 import numpy as np
 import pytest
