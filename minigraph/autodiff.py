@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import GraphError, ShapeError
 from .graph import Constant, Function, Node, Parameter, Variable
+from .shapes import shape_str
 from .shape_inference import bind, bind_feed, feed_arrays, settle_dtypes
 from .rng import ops_rng
 
@@ -78,32 +79,88 @@ class ForwardState:
         return self.values[node]
 
 
-def _union_order(root: Node, extra: tuple) -> list:
-    """Topological order of the graphs of ``root`` and the ``extra`` outputs together."""
-    if not extra:
+def _union_order(root: Node, extra: tuple, given=()) -> list:
+    """Topological order of the graphs of ``root`` and the ``extra`` outputs together. With ``given``
+    nodes (values supplied by the caller), the walk stops at them: their ancestors are left out
+    unless another path needs them."""
+    if not extra and not given:
         return root.topological_order()
-    union = nx.compose_all([root.graph, *(e.graph for e in extra)])
+    union = nx.compose_all([root.graph, *(e.graph for e in extra)]) if extra else root.graph
+    if given:
+        needed, stack = set(), [root, *extra]
+        while stack:
+            node = stack.pop()
+            if node not in needed:
+                needed.add(node)
+                if node not in given:
+                    stack.extend(node.inputs_direct)
+        union = union.subgraph(needed)
     return list(nx.lexicographical_topological_sort(union, key=lambda n: n.uid))
 
 
-def compile_program(root: Node, arrays: dict, extra: tuple = ()) -> Program:
-    """The program computing ``root`` (and the ``extra`` outputs) for these fed arrays: cached per
-    signature (which variables, shapes and dtypes), so binding checks and shape rules run once per
-    new signature."""
-    signature = (tuple((v.uid, a.shape, a.dtype.char) for v, a in arrays.items()), tuple(e.uid for e in extra))
+def _given_batch(given: dict, batch: int | None) -> int:
+    """The batch size with the ``given`` values counted: each has ``batch`` rows or 1 (a value that
+    depends on no fed input); ``batch`` is None when no input is fed."""
+    if batch is None:
+        batch = max(arr.shape[0] for arr in given.values())
+    for node, arr in given.items():
+        if arr.shape[0] not in (1, batch):
+            raise ShapeError(f"given value for {node.label} has {arr.shape[0]} rows; the batch is {batch} "
+                             f"(give {batch} rows, or 1 for a value that depends on no fed input)")
+    return batch
+
+
+def check_given(roots: tuple, given) -> dict:
+    """``given`` (node -> array, e.g. values of an earlier :class:`ForwardState`) checked: nodes of
+    the graphs of ``roots``, arrays of the node's dtype with a leading batch axis and its rank."""
+    if given is None:
+        return {}
+    if not isinstance(given, Mapping):
+        raise GraphError(f"given must be a dict of node -> array, got {type(given).__name__}")
+    checked = {}
+    for node, value in given.items():
+        if not isinstance(node, Node) or not any(node in r.graph for r in roots):
+            raise GraphError(f"given: {getattr(node, 'label', repr(node))} is not a node of the graph of "
+                             f"{roots[0].label}")
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise GraphError(f"given value for {node.label}: dtype {arr.dtype} is not numeric")
+        if arr.ndim != len(node.shape) + 1:
+            raise ShapeError(f"given value for {node.label}: array of shape {arr.shape} does not match static "
+                             f"shape {shape_str(node.shape)} with a leading batch axis")
+        checked[node] = arr if node.dtype is None else arr.astype(node.dtype, copy=False)
+    return checked
+
+
+def compile_program(root: Node, arrays: dict, extra: tuple = (), given: Mapping = {}) -> Program:  # noqa: B006
+    """The program computing ``root`` (and the ``extra`` outputs) for these fed arrays and ``given``
+    node values (leaves of the program: nothing above them runs, gradients stop there): cached per
+    signature (which variables and given nodes, shapes and dtypes), so binding checks and shape
+    rules run once per new signature."""
+    signature = (tuple((v.uid, a.shape, a.dtype.char) for v, a in arrays.items()), tuple(e.uid for e in extra),
+                 tuple((n.uid, a.shape, a.dtype.char) for n, a in given.items()))
     program = root.program_cache.get(signature)
     if program is not None:
         return program
     bindings, batch = bind_feed(arrays)
-    order = _union_order(root, extra)
+    if given:
+        batch = _given_batch(given, batch if arrays else None)
+    order = _union_order(root, extra, given)
     settle_dtypes(order)
-    bound = bind(order, bindings, batch)
+    bound = bind(order, bindings, batch, given)
+    for node, arr in given.items():
+        if tuple(bound.shapes[node]) != arr.shape[1:]:
+            raise ShapeError(f"given value for {node.label}: array of shape {arr.shape} does not match its shape "
+                             f"{shape_str(bound.shapes[node])} for this feed (batch axis first)")
     index = {n: i for i, n in enumerate(order)}
     steps = []
     last_use = list(range(len(order)))
     needed = [False] * len(order)
     batched = [False] * len(order)  # depends on a fed input, so has N rows rather than 1
     for i, node in enumerate(order):
+        if node in given:
+            batched[i] = given[node].shape[0] == batch
+            continue
         if not isinstance(node, Function):
             batched[i] = isinstance(node, Variable)
             continue
@@ -126,7 +183,7 @@ def compile_program(root: Node, arrays: dict, extra: tuple = ()) -> Program:
     for step in steps:
         step.frees = tuple(s for s in dict.fromkeys(step.slots) if last_use[s] == step.index)
         step.frees_for_backward = tuple(s for s in step.frees if not needed[s])
-    leaves = [(i, n) for i, n in enumerate(order) if not isinstance(n, Function)]
+    leaves = [(i, n) for i, n in enumerate(order) if not isinstance(n, Function) or n in given]
     program = Program(order, index, leaves, steps, [bound.shapes[n] for n in order], batch, dict(bindings))
     if len(root.program_cache) >= 16:  # bound the cache when shapes keep changing
         root.program_cache.pop(next(iter(root.program_cache)))
@@ -134,7 +191,20 @@ def compile_program(root: Node, arrays: dict, extra: tuple = ()) -> Program:
     return program
 
 
-def _leaf_value(node: Node, arrays: dict) -> np.ndarray:
+def _cut_arguments(root: Node, extra: tuple, given: dict) -> list:
+    """The variables a run with ``given`` values needs fed (cached on the root per set of given nodes)."""
+    key = ("arguments", tuple(e.uid for e in extra), tuple(sorted(n.uid for n in given)))
+    arguments = root.program_cache.get(key)
+    if arguments is None:
+        order = _union_order(root, extra, given)
+        arguments = sorted((n for n in order if isinstance(n, Variable) and n not in given), key=lambda v: v.uid)
+        root.program_cache[key] = arguments
+    return arguments
+
+
+def _leaf_value(node: Node, arrays: dict, given: dict) -> np.ndarray:
+    if node in given:
+        return given[node]
     if isinstance(node, Variable):
         return arrays[node]
     if isinstance(node, (Parameter, Constant)):
@@ -143,23 +213,32 @@ def _leaf_value(node: Node, arrays: dict) -> np.ndarray:
 
 
 def forward(root: Node, feed: Mapping, keep=(), training: bool = False, seed: int | None = None,
-            for_backward: bool = True) -> ForwardState:
+            for_backward: bool = True, given: Mapping | None = None) -> ForwardState:
     """Run the graph of ``root``; see :meth:`minigraph.graph.Node.forward`. Nodes in ``keep`` that
-    ``root`` does not depend on are computed in the same pass (e.g. a metric beside a loss)."""
+    ``root`` does not depend on are computed in the same pass (e.g. a metric beside a loss).
+    ``given`` (node -> array) supplies node values, e.g. from an earlier forward state: those nodes
+    are leaves of this run (nothing above them runs, their inputs need no feed) and gradients stop
+    there (``backward(..., wrt=[node])`` gives the gradient at the node itself)."""
     for k in keep:
         if not isinstance(k, Node):
             raise GraphError(f"keep: {k!r} is not a node")
     extra = tuple(dict.fromkeys(k for k in keep if k not in root.graph))
+    given = check_given((root, *extra), given)
     arguments = None
-    if extra:
+    if given:
+        arguments = _cut_arguments(root, extra, given)
+    elif extra:
         arguments = sorted({v for n in (root, *extra) for v in n.arguments}, key=lambda v: v.uid)
     arrays = feed_arrays(root, feed, arguments)
-    program = compile_program(root, arrays, extra)
+    program = compile_program(root, arrays, extra, given)
+    cut = [k.label for k in keep if k not in program.index]
+    if cut:
+        raise GraphError(f"keep: {', '.join(cut)} lie above the given nodes, so this run does not compute them")
     ctx = Context(training, np.random.default_rng(seed) if seed is not None else ops_rng())
     keep_idx = {program.index[root], *(program.index[k] for k in keep)}
     values: list = [None] * len(program.order)
     for i, node in program.leaves:
-        values[i] = _leaf_value(node, arrays)
+        values[i] = _leaf_value(node, arrays, given)
     residuals = {}
     for step in program.steps:
         y, residual = step.op.forward(step, [values[s] for s in step.slots], ctx)
@@ -186,8 +265,10 @@ def _wrt_nodes(root: Node, program: Program, wrt) -> list:
         return root.parameters
     nodes = [wrt] if isinstance(wrt, Node) else list(wrt)
     for n in nodes:
-        if not isinstance(n, Node) or n not in program.index:
+        if not isinstance(n, Node) or n not in root.graph:
             raise GraphError(f"wrt: {getattr(n, 'label', repr(n))} is not a node of the graph of {root.label}")
+        if n not in program.index and not isinstance(n, (Parameter, Constant)):  # parameters there get zeros
+            raise GraphError(f"wrt: {n.label} lies above the given nodes of this run, so it has no value here")
     return nodes
 
 
@@ -219,7 +300,7 @@ def backward(state: ForwardState, root_gradient=None, wrt=None) -> dict:
         seed_grad = np.asarray(root_gradient, dtype=y_root.dtype)
         if seed_grad.shape != y_root.shape:
             raise ShapeError(f"root gradient for {root.label} has shape {seed_grad.shape}; expected {y_root.shape}")
-    wanted = frozenset(program.index[n] for n in nodes)
+    wanted = frozenset(program.index[n] for n in nodes if n in program.index)
     requires = _requires(program, wanted)
     grads: dict[int, np.ndarray] = {program.index[root]: seed_grad}
     values = state.values
@@ -243,6 +324,9 @@ def backward(state: ForwardState, root_gradient=None, wrt=None) -> dict:
             grads[s] = gi if s not in grads else grads[s] + gi
     out = {}
     for n in nodes:
+        if n not in program.index:  # above a given node: gradients stop there
+            out[n] = np.zeros_like(n.value)
+            continue
         g = grads.get(program.index[n])
         if g is None:
             i = program.index[n]

@@ -114,12 +114,13 @@ def bind_feed(arrays: dict) -> tuple[dict, int]:
     return bindings, batch if batch is not None else 1
 
 
-def bind(order: list, bindings: Mapping[str, int], batch: int) -> Bound:
-    """Re-run every shape rule with concrete sizes (see module docstring)."""
+def bind(order: list, bindings: Mapping[str, int], batch: int, given=()) -> Bound:
+    """Re-run every shape rule with concrete sizes (see module docstring). Nodes in ``given`` (values
+    supplied to the run) are leaves: their shapes are substituted, their rules do not run."""
     shapes: dict = {}
     attrs: dict = {}
     for node in order:
-        if not isinstance(node, Function):
+        if not isinstance(node, Function) or node in given:
             shape = subs_shape(node.shape, bindings)
             if isinstance(node, Parameter) and not node.is_initialized:
                 raise GraphError(f"{node.label}: shape {shape_str(node.shape)} was never inferred")
