@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..checks import check_number, is_int
+from ..checks import check_bool, check_number, is_int
 from ..graph import Constant
 from ..shapes import is_static, shape_str
 from .base import Layer, check_init
@@ -12,13 +12,16 @@ from .base import Layer, check_init
 
 class BatchNormalization(Layer):
     """BatchNormalization(map_rank=None, init_scale=1, normalization_time_constant=5000, momentum=None,
-                          epsilon=1e-5, name='')
+                          epsilon=1e-5, unbiased_running_variance=True, name='')
 
     CNTK's layer. ``map_rank=1``: spatial batch normalization, one mean/variance (and ``scale``,
     ``bias``) per channel (axis 0), shared over batch and positions: what convolutional layers want.
     ``map_rank=None``: one per element of the input. In training runs (``training=True``) the
     minibatch statistics are used and folded into ``running_mean``/``running_var`` (Constants);
     evaluation uses those. ``momentum`` overrides CNTK's ``normalization_time_constant`` (samples).
+    The running variance tracks the unbiased minibatch variance, as PyTorch's (see
+    :func:`minigraph.ops.batch_normalization`). PyTorch's ``BatchNorm2d(C)`` is
+    ``BatchNormalization(map_rank=1, momentum=0.1)``.
     The parameters are created on the first call, when the input's shape is known.
 
     >>> import minigraph as mg
@@ -28,7 +31,7 @@ class BatchNormalization(Layer):
     """
 
     def __init__(self, map_rank=None, init_scale=1, normalization_time_constant=5000, momentum=None, epsilon=1e-5,
-                 name: str = ""):
+                 unbiased_running_variance: bool = True, name: str = ""):
         super().__init__(name)
         label = self.label
         if not (map_rank is None or (is_int(map_rank) and map_rank == 1)):
@@ -40,6 +43,7 @@ class BatchNormalization(Layer):
                                                         label, 0)
         self.momentum = None if momentum is None else check_number(momentum, "momentum", label, 0, 1)
         self.epsilon = check_number(epsilon, "epsilon", label, 0)
+        self.unbiased_running_variance = check_bool(unbiased_running_variance, "unbiased_running_variance", label)
         why = "it is created on the first call, when the input's shape is known"
         self._pending.update(dict.fromkeys(("scale", "bias", "running_mean", "running_var"), why))
         self._statistics: dict[str, Constant] = {}
@@ -72,7 +76,8 @@ class BatchNormalization(Layer):
         return ops.batch_normalization(x, self.scale, self.bias, self.running_mean, self.running_var,
                                        spatial=self.spatial,
                                        normalization_time_constant=self.normalization_time_constant,
-                                       momentum=self.momentum, epsilon=self.epsilon)
+                                       momentum=self.momentum, epsilon=self.epsilon,
+                                       unbiased_running_variance=self.unbiased_running_variance)
 
 
 class LayerNormalization(Layer):

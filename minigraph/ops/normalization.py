@@ -2,7 +2,9 @@
 
 ``batch_normalization`` normalizes with the statistics of the minibatch in training mode
 (``ctx.training``) and folds them into running estimates kept in two :class:`~minigraph.graph.Constant`
-nodes, updated in place; in eval mode it normalizes with those running estimates. ``spatial=True``
+nodes, updated in place; in eval mode it normalizes with those running estimates. The running
+variance tracks the unbiased minibatch variance (``n / (n - 1)`` times the biased one, ``n`` values
+per statistic), as PyTorch and cuDNN do; normalization itself uses the biased one. ``spatial=True``
 shares one mean/variance per channel (axis 0 of the static shape) over the batch and every spatial
 position, as convolutional networks want; ``spatial=False`` keeps one per element.
 ``layer_normalization`` normalizes each sample over all its static axes.
@@ -57,7 +59,16 @@ class BatchNormOp(Op):
             per = "per channel (axis 0)" if attrs["spatial"] else "per element (spatial=False)"
             raise ShapeError(f"{label}: {what} has shape {shape_str(given)}; expected {shape_str(stats)} "
                              f"for an operand of shape {shape_str(shape)} ({per})")
-        return Inferred(shape, input_shapes=filled)
+        # a node without the attribute comes from a model file saved before the running variance
+        # became unbiased: it keeps the biased running variance it was trained with
+        return Inferred(shape, attrs={"unbiased_running_variance": attrs.get("unbiased_running_variance", False)},
+                        input_shapes=filled)
+
+    def describe(self, attrs):
+        """The attributes in effect: ``momentum`` when given, else the time constant (never both)."""
+        shown = dict(attrs)
+        shown.pop("normalization_time_constant" if attrs.get("momentum") is not None else "momentum", None)
+        return shown
 
     @staticmethod
     def _layout(step):
@@ -73,7 +84,9 @@ class BatchNormOp(Op):
         eps = step.attrs["epsilon"]
         if ctx.training:
             mean, var = x.mean(axes, keepdims=True), x.var(axes, keepdims=True)
-            self._update_running(step, x.shape[0], mean, var)
+            count = x.size // mean.size  # values per statistic
+            unbiased = step.attrs["unbiased_running_variance"] and count > 1
+            self._update_running(step, x.shape[0], mean, var * (count / (count - 1)) if unbiased else var)
         else:
             mean, var = running_mean.reshape(stats), running_var.reshape(stats)
         xhat, inv = _normalized(x, mean, var, eps)
@@ -85,7 +98,8 @@ class BatchNormOp(Op):
         """``running = (1 - m) * running + m * batch statistic``, in place in the Constant nodes.
 
         ``m`` is ``momentum`` when given, else CNTK's ``1 - exp(-batch / normalization_time_constant)``
-        (time constant 0: the last minibatch only; infinite: never updated).
+        (time constant 0: the last minibatch only; infinite: never updated). ``var`` is the
+        unbiased minibatch variance unless the node keeps the biased one.
         """
         momentum = step.attrs["momentum"]
         if momentum is None:
@@ -116,7 +130,7 @@ BATCH_NORM = register_op(BatchNormOp())
 @export
 def batch_normalization(operand, scale, bias, running_mean, running_var, spatial: bool = True,
                         normalization_time_constant: float = 5000, momentum: float | None = None,
-                        epsilon: float = 1e-5, name: str = ""):
+                        epsilon: float = 1e-5, unbiased_running_variance: bool = True, name: str = ""):
     """``scale * (x - mean) / sqrt(var + epsilon) + bias`` with minibatch statistics in training mode
     and the running statistics (Constants, updated in place while training) in eval mode.
 
@@ -124,18 +138,24 @@ def batch_normalization(operand, scale, bias, running_mean, running_var, spatial
     when ``spatial`` (statistics over batch and spatial positions), else the operand's shape
     (statistics over the batch only). ``momentum`` (0..1) overrides CNTK's
     ``normalization_time_constant`` (in samples): ``m = 1 - exp(-N / time_constant)`` per minibatch of
-    ``N`` samples. The running variance tracks the biased minibatch variance.
+    ``N`` samples. ``unbiased_running_variance`` (default True, as PyTorch and cuDNN): the running
+    variance tracks ``n / (n - 1)`` times the biased minibatch variance (``n`` values per statistic:
+    ``N * prod(spatial)`` when ``spatial``, else ``N``; the biased one when ``n == 1``); False keeps
+    the biased one (what models saved before this option was added were trained with). The
+    normalization always uses the biased minibatch variance.
     """
     fn = "batch_normalization"
     spatial = check_bool(spatial, "spatial", fn)
     tc = check_number(normalization_time_constant, "normalization_time_constant", fn, 0)
     m = None if momentum is None else check_number(momentum, "momentum", fn, 0, 1)
     eps = check_number(epsilon, "epsilon", fn, 0)
+    unbiased = check_bool(unbiased_running_variance, "unbiased_running_variance", fn)
     for what, node in (("running_mean", running_mean), ("running_var", running_var)):
         if not isinstance(node, Constant):
             raise TypeError(f"batch_normalization: {what} must be a Constant (its value is updated in place "
                             f"while training), got {node!r}")
-    attrs = {"spatial": spatial, "normalization_time_constant": tc, "momentum": m, "epsilon": eps}
+    attrs = {"spatial": spatial, "normalization_time_constant": tc, "momentum": m, "epsilon": eps,
+             "unbiased_running_variance": unbiased}
     return make(BATCH_NORM, [operand, scale, bias, running_mean, running_var], attrs, name)
 
 

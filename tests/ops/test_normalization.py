@@ -9,7 +9,7 @@ from gradcheck import check_gradients, param, variable
 import minigraph as mg
 
 
-def _bn(shape, spatial=True, momentum=None, time_constant=5000, seed=0):
+def _bn(shape, spatial=True, momentum=None, time_constant=5000, seed=0, unbiased=True):
     rng = np.random.default_rng(seed)
     x = variable(shape, "x")
     stats = shape[:1] if spatial else shape
@@ -18,7 +18,7 @@ def _bn(shape, spatial=True, momentum=None, time_constant=5000, seed=0):
     mean = mg.constant(rng.uniform(-0.2, 0.2, stats), name="running_mean")
     var = mg.constant(rng.uniform(0.5, 2.0, stats), name="running_var")
     y = mg.batch_normalization(x, scale, bias, mean, var, spatial=spatial, momentum=momentum,
-                               normalization_time_constant=time_constant)
+                               normalization_time_constant=time_constant, unbiased_running_variance=unbiased)
     return x, y, scale, bias, mean, var
 
 
@@ -47,20 +47,41 @@ def test_batch_norm_eval_uses_running_statistics_and_leaves_them():
     np.testing.assert_array_equal(var.value, before[1])
 
 
+@pytest.mark.parametrize("unbiased", [True, False])
 @pytest.mark.parametrize("momentum,time_constant,expected_m", [(0.25, 5000, 0.25), (None, 0, 1.0),
                                                                (None, 10, -math.expm1(-4 / 10)),
                                                                (None, math.inf, 0.0)])
-def test_running_statistics_update_in_training(momentum, time_constant, expected_m):
-    x, y, _, _, mean, var = _bn((3, 2, 2), momentum=momentum, time_constant=time_constant)
+def test_running_statistics_update_in_training(momentum, time_constant, expected_m, unbiased):
+    x, y, _, _, mean, var = _bn((3, 2, 2), momentum=momentum, time_constant=time_constant, unbiased=unbiased)
     old_mean, old_var = mean.value.copy(), var.value.copy()
     data = np.random.default_rng(3).standard_normal((4, 3, 2, 2)) + 2
     y.eval({x: data}, training=True)
     np.testing.assert_allclose(mean.value, (1 - expected_m) * old_mean + expected_m * data.mean((0, 2, 3)))
-    np.testing.assert_allclose(var.value, (1 - expected_m) * old_var + expected_m * data.var((0, 2, 3)))
+    batch_var = data.var((0, 2, 3), ddof=1 if unbiased else 0)  # 16 values per channel: 16/15 x the biased one
+    np.testing.assert_allclose(var.value, (1 - expected_m) * old_var + expected_m * batch_var)
+
+
+def test_running_variance_per_element_and_single_value():
+    """Per element the count is the batch; one value per statistic keeps the (zero) biased variance."""
+    x, y, _, _, _, var = _bn((2, 3), spatial=False, momentum=1.0)
+    data = np.random.default_rng(3).standard_normal((5, 2, 3))
+    y.eval({x: data}, training=True)
+    np.testing.assert_allclose(var.value, data.var(0, ddof=1))
+    y.eval({x: data[:1]}, training=True)
+    np.testing.assert_array_equal(var.value, np.zeros((2, 3)))
+
+
+def test_batch_norm_describe_shows_the_setting_in_effect():
+    y_momentum = _bn((3, 2), momentum=0.1)[1]
+    shown = y_momentum.op.describe(y_momentum.attributes)
+    assert shown["momentum"] == 0.1 and "normalization_time_constant" not in shown
+    y_tc = _bn((3, 2), time_constant=100)[1]
+    shown = y_tc.op.describe(y_tc.attributes)
+    assert shown["normalization_time_constant"] == 100 and "momentum" not in shown
 
 
 def test_eval_after_many_training_steps_matches_training_output():
-    x, y, *_ = _bn((2, 3), momentum=1.0)
+    x, y, *_ = _bn((2, 3), momentum=1.0, unbiased=False)  # the biased running variance is the batch's
     data = np.random.default_rng(4).standard_normal((6, 2, 3))
     train = y.eval({x: data}, training=True)
     np.testing.assert_allclose(y.eval({x: data}), train, rtol=1e-7, atol=1e-7)
@@ -141,3 +162,29 @@ def test_backward_keeps_the_residual_not_the_operand(kind, training):
     data = np.random.default_rng(1).standard_normal((4, 2, 3))
     assert h not in y.forward({x: data}, training=training).values
     check_gradients(y, {x: data}, training=training)
+
+
+def test_models_saved_before_unbiased_running_variance_keep_the_biased_one(tmp_path):
+    """A model file without the attribute (written before it existed) loads and keeps training the
+    biased running variance; a new file keeps the unbiased one."""
+    import json
+    import zipfile
+
+    from minigraph.serialization import read_archive, write_archive
+    x, y, *_ = _bn((3, 2, 2), momentum=1.0)
+    new = tmp_path / "new.mgz"
+    y.save(new)
+    manifest, arrays = read_archive(new, "minigraph-model", 1)
+    records = [r for r in manifest["nodes"] if r.get("op") == "BatchNormalization"]
+    assert len(records) == 1 and records[0]["attributes"]["unbiased_running_variance"] is True
+    del records[0]["attributes"]["unbiased_running_variance"]
+    old = tmp_path / "old.mgz"
+    write_archive(old, manifest, arrays)
+    saved = json.loads(zipfile.ZipFile(old).read("manifest.json"))["nodes"]
+    assert all("unbiased_running_variance" not in r.get("attributes", {}) for r in saved)
+    data = np.random.default_rng(7).standard_normal((4, 3, 2, 2))
+    for path, ddof in ((old, 0), (new, 1)):
+        model = mg.load_model(path)
+        model.eval({model.arguments[0]: data}, training=True)
+        running_var = next(c for c in model.constants if c.name == "running_var")
+        np.testing.assert_allclose(running_var.value, data.var((0, 2, 3), ddof=ddof))
