@@ -3,9 +3,9 @@
 Every op is ``mg.NAME`` (and ``mg.ops.NAME``), as in CNTK; layers are in ``mg.layers``, learners in
 ``mg.learners``.
 """
-from . import initializers, layers, learners, ops
-from .errors import (GraphError, MinigraphError, ModelFileError, RenderError, ResourceError, ShapeError, SpecError,
-                     TrainingError)
+from . import data, initializers, layers, learners, ops
+from .errors import (DataError, GraphError, MinigraphError, ModelFileError, RenderError, ResourceError, ShapeError,
+                     SpecError, TrainingError)
 from .graph import Constant, Function, Node, Parameter, Variable, constant, input_variable, parameter
 from .limits import get_memory_limit, set_memory_limit
 from .serialization import load_model, save_model
@@ -19,7 +19,7 @@ from .trainer import Trainer
 __version__ = "0.1.0"
 
 __all__ = [
-    "initializers", "layers", "learners", "ops",
+    "data", "initializers", "layers", "learners", "ops", "DataError",
     "GraphError", "MinigraphError", "ModelFileError", "RenderError", "ShapeError", "SpecError", "TrainingError",
     "ExportError", "Constant", "Function", "Node", "Parameter", "Variable", "constant", "input_variable",
     "parameter", "load_model", "save_model", "export_onnx", "plot", "set_seed", "Dim", "InferredDimension",

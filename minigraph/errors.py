@@ -29,6 +29,11 @@ class TrainingError(MinigraphError, RuntimeError):
     """Training cannot go on safely (e.g. the loss became NaN or infinite)."""
 
 
+class DataError(MinigraphError, ValueError):
+    """Training data that cannot be read as asked: a missing or empty folder, a file that is not an
+    image, mixed sizes or channel counts, arrays of different lengths, a position from another source."""
+
+
 class RenderError(MinigraphError, RuntimeError):
     """A picture cannot be written (e.g. Graphviz's ``dot`` program is not installed)."""
 
