@@ -3,8 +3,10 @@ values against the op-level functions and a direct loop oracle, gradients, error
 import math
 
 import numpy as np
+import oracles
 import pytest
 from gradcheck import check_gradients, variable
+from helpers import normal
 
 import minigraph as mg
 from minigraph import layers as L
@@ -14,46 +16,21 @@ def shp(node):
     return tuple(int(d) for d in node.shape)
 
 
-def _auto_lo(n, k, s, big):
-    """SEMANTICS.md's centred placement for pad=True."""
-    extra = big - ((n - 1) * s + 1)
-    return (k - 1) // 2 - extra // 2
-
-
 def transpose_oracle(x, W, strides, pads, out_spatial):
-    """Scatter loop: ``y[o] += x[i] * W[k]`` with ``o = i*s + k - lo``; x (N, C, *n), W (C, O, *K)."""
-    n_sp, kernel = x.shape[2:], W.shape[2:]
-    lows = [_auto_lo(n, k, s, big) if pad else 0 for n, k, s, big, pad in zip(n_sp, kernel, strides, out_spatial, pads)]
-    y = np.zeros((x.shape[0], W.shape[1], *out_spatial))
-    for i in np.ndindex(*n_sp):
-        for k in np.ndindex(*kernel):
-            o = tuple(ii * s + kk - lo for ii, kk, s, lo in zip(i, k, strides, lows))
-            if all(0 <= oo < big for oo, big in zip(o, out_spatial)):
-                y[(slice(None), slice(None), *o)] += (x[(slice(None), slice(None), *i)]
-                                                      @ W[(slice(None), slice(None), *k)])
-    return y
+    """Scatter loop (tests/oracles.py) with ``pad=True``'s centred lower pads; x (N, C, *n), W (C, O, *K)."""
+    lows = [oracles.centred_lower_pad(n, k, s, big) if pad else 0
+            for n, k, s, big, pad in zip(x.shape[2:], W.shape[2:], strides, out_spatial, pads)]
+    return oracles.scatter(x, W, out_spatial, strides=strides, lower=lows)
 
 
 def conv_oracle(x, W, strides, pads):
-    """Gather loop: ``y[i] = sum W[k] x[i*s + k - lo]``; x (N, C, *n), W (O, C, *K)."""
-    n_sp, kernel = x.shape[2:], W.shape[2:]
+    """Gather loop (tests/oracles.py); x (N, C, *n), W (O, C, *K); out ``ceil(n/s)`` for ``pad=True``."""
     outs, lows = [], []
-    for n, k, s, pad in zip(n_sp, kernel, strides, pads):
+    for n, k, s, pad in zip(x.shape[2:], W.shape[2:], strides, pads):
         out = math.ceil(n / s) if pad else (n - k) // s + 1
         outs.append(out)
-        lows.append(_auto_lo(out, k, s, n) if pad else 0)
-    y = np.zeros((x.shape[0], W.shape[0], *outs))
-    for i in np.ndindex(*outs):
-        for k in np.ndindex(*kernel):
-            src = tuple(ii * s + kk - lo for ii, kk, s, lo in zip(i, k, strides, lows))
-            if all(0 <= p < n for p, n in zip(src, n_sp)):
-                y[(slice(None), slice(None), *i)] += (x[(slice(None), slice(None), *src)]
-                                                      @ W[(slice(None), slice(None), *k)].T)
-    return y
-
-
-def _data(shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape)
+        lows.append(oracles.centred_lower_pad(out, k, s, n) if pad else 0)
+    return oracles.gather(x, W, outs, strides=strides, lower=lows)
 
 
 # ConvolutionTranspose: the seed's arguments --------------------------------------------------------
@@ -100,7 +77,7 @@ def test_num_filters_none_or_empty_gives_no_depth_axis(num_filters):
     x = variable((2, 4, 4))
     h = f(x)
     assert shp(h) == (6, 6) and shp(f.W) == (2, 3, 3) and shp(f.b) == ()
-    data = _data((3, 2, 4, 4))
+    data = normal((3, 2, 4, 4))
     expected = transpose_oracle(data, f.W.value[:, None], (1, 1), (False, False), (6, 6))[:, 0] + 0.25
     np.testing.assert_allclose(h.eval({x: data}), expected)
     check_gradients(h, {x: data})
@@ -116,7 +93,7 @@ def test_num_filters_int_gives_depth_axis():
 def test_activation_is_applied_last(activation, reference):
     f = L.ConvolutionTranspose((2, 2), 3, activation=activation, init_bias=-0.1)
     x = variable((2, 3, 3))
-    data = _data((2, 2, 3, 3), 1)
+    data = normal((2, 2, 3, 3), 1)
     out = f(x).eval({x: data})
     plain = transpose_oracle(data, f.W.value, (1, 1), (False, False), (4, 4)) - 0.1
     np.testing.assert_allclose(out, reference(plain), rtol=1e-12)
@@ -142,7 +119,7 @@ def test_init_scalar():
 
 
 def test_init_array():
-    W = _data((3, 4, 2, 2), 2)
+    W = normal((3, 4, 2, 2), 2)
     f = L.ConvolutionTranspose((2, 2), 4, init=W)
     assert shp(f.W) == (3, 4, 2, 2)  # the array fixes the input depth at once
     x = variable((3, 3, 3))
@@ -183,7 +160,7 @@ def test_pad_bool_and_per_axis():
     xv = variable((1, 4, 4))
     h = f(xv)
     assert shp(h) == (1, 7, 9)
-    data = _data((2, 1, 4, 4), 3)
+    data = normal((2, 1, 4, 4), 3)
     np.testing.assert_allclose(h.eval({xv: data}), transpose_oracle(data, f.W.value, (2, 2), (True, False), (7, 9)))
 
 
@@ -192,7 +169,7 @@ def test_strides_int_and_per_axis():
     f = L.ConvolutionTranspose((3, 2), 2, strides=(1, 3))
     h = f(xv)
     assert shp(h) == (2, 5, 11)
-    data = _data((2, 2, 3, 4), 4)
+    data = normal((2, 2, 3, 4), 4)
     np.testing.assert_allclose(h.eval({xv: data}), transpose_oracle(data, f.W.value, (1, 3), (False,) * 2, (5, 11)))
     assert shp(L.ConvolutionTranspose((3, 2), 2, strides=2)(mg.input_variable((2, 3, 4)))) == (2, 7, 8)
 
@@ -232,7 +209,7 @@ def test_output_shape_accepted():
     xv = variable((1, 4, 4))
     h = f(xv)
     assert shp(h) == (2, 8, 7)
-    data = _data((2, 1, 4, 4), 5)
+    data = normal((2, 1, 4, 4), 5)
     np.testing.assert_allclose(h.eval({xv: data}), transpose_oracle(data, f.W.value, (2, 2), (True,) * 2, (8, 7)))
 
 
@@ -262,7 +239,7 @@ def test_max_temp_mem_size_in_samples_is_passed_to_the_op():
     op = next(n for n in h.topological_order() if n.op_name == "ConvolutionTranspose")
     assert op.attributes["max_temp_mem_size_in_samples"] == 2
     unlimited = mg.ops.convolution_transpose(f.W, x, strides=2, auto_padding=False) + f.b
-    data = _data((5, 2, 4, 4), 6)
+    data = normal((5, 2, 4, 4), 6)
     np.testing.assert_allclose(h.eval({x: data}), unlimited.eval({x: data}), rtol=1e-12)
     with pytest.raises(ValueError, match="max_temp_mem_size_in_samples"):
         L.ConvolutionTranspose((3, 3), 3, max_temp_mem_size_in_samples=-1)
@@ -273,14 +250,14 @@ def test_reduction_rank_zero_input_has_no_depth_axis():
     x = variable((4, 4))
     h = f(x)
     assert shp(h) == (2, 6, 6) and shp(f.W) == (1, 2, 3, 3)
-    data = _data((3, 4, 4), 7)
+    data = normal((3, 4, 4), 7)
     np.testing.assert_allclose(h.eval({x: data}),
                                transpose_oracle(data[:, None], f.W.value, (1, 1), (False,) * 2, (6, 6)) + f.b.value)
     check_gradients(h, {x: data})
 
 
 def test_reduction_rank_zero_with_scalar_output_and_cntk_array_form():
-    W = _data((3, 3), 8)  # CNTK's form for reduction_rank=0: no depth axis of size 1
+    W = normal((3, 3), 8)  # CNTK's form for reduction_rank=0: no depth axis of size 1
     f = L.ConvolutionTranspose((3, 3), (), reduction_rank=0, init=W)
     assert shp(f(mg.input_variable((4, 4)))) == (6, 6) and shp(f.W) == (1, 3, 3)
     np.testing.assert_allclose(f.W.value[0], W, rtol=1e-6)  # float32: the dtype of the input
@@ -334,9 +311,9 @@ def test_layer_agrees_with_op_level_functions_values_and_gradients():
     h = f(x)
     manual = mg.tanh(mg.ops.convolution_transpose(f.W, x, strides=(2, 1), auto_padding=(True, False),
                                                   output_shape=(6, 4)) + f.b)
-    data = _data((2, 3, 3, 3), 9)
+    data = normal((2, 3, 3, 3), 9)
     np.testing.assert_allclose(h.eval({x: data}), manual.eval({x: data}), rtol=1e-12)
-    u = _data((2, 2, 6, 4), 10)
+    u = normal((2, 2, 6, 4), 10)
     g_layer = h.grad({x: data}, wrt=[x, f.W, f.b], grad_root=u)
     g_op = manual.grad({x: data}, wrt=[x, f.W, f.b], grad_root=u)
     for node in (x, f.W, f.b):
@@ -350,7 +327,7 @@ def test_1d_2d_3d_values_against_the_loop_oracle_and_gradients(kernel, strides, 
     f = L.ConvolutionTranspose(kernel, 2, strides=strides, pad=pad, init_bias=0.3)
     x = variable((2, *n))
     h = f(x)
-    data = _data((2, 2, *n), 11)
+    data = normal((2, 2, *n), 11)
     expected = transpose_oracle(data, f.W.value, strides, pad, shp(h)[1:]) + 0.3
     np.testing.assert_allclose(h.eval({x: data}), expected, rtol=1e-12)
     check_gradients(h, {x: data})
@@ -396,7 +373,7 @@ def test_convolution_values_against_the_loop_oracle_and_gradients(kernel, stride
     f = L.Convolution(kernel, 3, strides=strides, pad=pad, activation=mg.tanh, init_bias=0.1)
     x = variable((2, *n))
     h = f(x)
-    data = _data((2, 2, *n), 12)
+    data = normal((2, 2, *n), 12)
     np.testing.assert_allclose(h.eval({x: data}), np.tanh(conv_oracle(data, f.W.value, strides, pad) + 0.1),
                                rtol=1e-12)
     check_gradients(h, {x: data})
@@ -408,7 +385,7 @@ def test_convolution_scalar_output_and_its_fans():
     h = f(x)
     assert shp(h) == (3, 3) and shp(f.W) == (4, 3, 3) and shp(f.b) == ()
     assert np.abs(f.W.value).max() <= math.sqrt(6.0 / (4 * 9))  # fan_in = input depth * filter size
-    data = _data((2, 4, 5, 5), 13)
+    data = normal((2, 4, 5, 5), 13)
     np.testing.assert_allclose(h.eval({x: data}), conv_oracle(data, f.W.value[None], (1, 1), (False,) * 2)[:, 0])
 
 
@@ -418,7 +395,7 @@ def test_convolution_dilation_and_groups_reach_the_op():
     h = f(x)
     assert shp(f.W) == (4, 3, 3, 3) and shp(h) == (4, 7, 7)
     manual = mg.ops.convolution(f.W, x, dilation=2, groups=2, auto_padding=True) + f.b
-    data = _data((1, 6, 7, 7), 14)
+    data = normal((1, 6, 7, 7), 14)
     np.testing.assert_allclose(h.eval({x: data}), manual.eval({x: data}), rtol=1e-12)
     with pytest.raises(ValueError, match="groups"):
         L.Convolution((3, 3), 4, groups=0)

@@ -2,13 +2,10 @@
 import numpy as np
 import pytest
 from gradcheck import check_gradients, variable
+from helpers import normal
 
 import minigraph as mg
 from minigraph import layers as L
-
-
-def _data(shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape)
 
 
 @pytest.mark.parametrize("layer,kind", [(L.MaxPooling, "max"), (L.AveragePooling, "average")])
@@ -17,7 +14,7 @@ def test_pooling_layers_match_the_op(layer, kind):
     x = variable((2, 5, 6))
     h = f(x)
     assert h.shape == (2, 3, 3) and h.name == "pool" and f.parameters == []
-    data = _data((2, 2, 5, 6))
+    data = normal((2, 2, 5, 6))
     np.testing.assert_allclose(h.eval({x: data}), mg.pooling(x, kind, (3, 3), 2, True).eval({x: data}))
     with pytest.raises(ValueError, match="strides"):
         layer((3, 3), strides=(1, 2, 3))
@@ -31,7 +28,7 @@ def test_batch_normalization_spatial_train_and_eval():
     h = bn(x)
     assert bn.scale.shape == bn.bias.shape == bn.running_mean.shape == bn.running_var.shape == (3,)
     assert set(h.parameters) == {bn.scale, bn.bias}
-    data = _data((5, 3, 4, 4)) * 2 + 3
+    data = normal((5, 3, 4, 4)) * 2 + 3
     train = h.eval({x: data}, training=True)
     np.testing.assert_allclose(train.mean((0, 2, 3)), 0, atol=1e-9)
     np.testing.assert_allclose(train.std((0, 2, 3)), 2, rtol=1e-4)
@@ -46,7 +43,7 @@ def test_batch_normalization_per_element_and_gradients():
     x = variable((2, 3))
     h = bn(x)
     assert bn.scale.shape == (2, 3)
-    data = _data((4, 2, 3), 1)
+    data = normal((4, 2, 3), 1)
     check_gradients(h, {x: data}, training=True)
     check_gradients(h, {x: data})
 
@@ -69,7 +66,7 @@ def test_layer_normalization():
     x = variable((3, 4))
     h = ln(x)
     assert ln.scale.shape == () and ln.bias.shape == ()
-    data = _data((2, 3, 4), 2)
+    data = normal((2, 3, 4), 2)
     mean, var = data.mean((1, 2), keepdims=True), data.var((1, 2), keepdims=True)
     np.testing.assert_allclose(h.eval({x: data}), 1.5 * (data - mean) / np.sqrt(var + 1e-5) + 0.5, rtol=1e-10)
     check_gradients(h, {x: data})
@@ -91,7 +88,7 @@ def test_dropout_layer():
 
 def test_activation_reshape_flatten_identity():
     x = variable((2, 3, 4))
-    data = _data((2, 2, 3, 4), 3)
+    data = normal((2, 2, 3, 4), 3)
     np.testing.assert_allclose(L.Activation("tanh")(x).eval({x: data}), np.tanh(data))
     assert L.Reshape((6, 4))(x).shape == (6, 4)
     assert L.Flatten()(x).shape == (24,)
@@ -108,7 +105,7 @@ def test_sequential_flattens_lists_allows_functions_and_names_its_output():
     assert len(net.layers) == 3 and y.name == "b"  # the last layer's name stays on its node
     first, second = net.layers[0], net.layers[2]
     assert len(net.parameters) == 4 and set(net.parameters) == {first.W, first.b, second.W, second.b}
-    data = _data((2, 4), 4)
+    data = normal((2, 4), 4)
     expected = np.maximum(data @ first.W.value + first.b.value, 0) @ second.W.value + second.b.value
     np.testing.assert_allclose(y.eval({x: data}), expected, rtol=1e-12)
     assert L.Sequential([L.Dense(2), L.Identity()], name="s")(x).name == "s"

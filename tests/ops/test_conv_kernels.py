@@ -5,7 +5,8 @@ auto/explicit asymmetric/SAME pads, dilation 1-2, groups 1-2, output_shape varia
 transposed convolution and the convolution with the same options (which maps the transposed output
 size back) are checked, forward and every gradient, against:
 
-* a direct loop over positions and taps of SEMANTICS.md's index relation ``o = i*s + k*d - lo``;
+* direct loops over positions and taps of the index relation ``o = i*s + k*d - lo``
+  (tests/oracles.py, docs/semantics.md);
 * PyTorch (forward and autograd gradients; asymmetric pads mapped by padding/cropping);
 * ONNX Runtime (forward, float32; our ``(lo, hi)`` pads mapped to ONNX ``pads``/``output_padding``).
 
@@ -18,6 +19,7 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+import oracles
 import pytest
 from gradcheck import check_gradients, param, variable
 from hypothesis import given
@@ -119,31 +121,16 @@ class Built:
 
 
 # oracle 1: direct loops ---------------------------------------------------------------------------
-def _pairs(small, big, kernel, strides, dilation, lower):
-    """Every (small index i, tap k, big index o) with o = i*s + k*d - lo inside [0, N)."""
-    for i in np.ndindex(*small):
-        for k in np.ndindex(*kernel):
-            o = tuple(a * s + t * d - lo for a, t, s, d, lo in zip(i, k, strides, dilation, lower))
-            if all(0 <= p < n for p, n in zip(o, big)):
-                yield i, k, o
-
-
 def loop_oracle(b: Built):
-    case, groups = b.case, b.case.groups
-    w, wc, xv, zv, u, v = b.w.value, b.wc.value, b.xv, b.zv, b.u, b.v
-    cg, og = w.shape[0] // groups, w.shape[1]  # per group: small channels, big channels
-    y, gx, gw = np.zeros(u.shape), np.zeros(xv.shape), np.zeros(w.shape)
-    c, gz, gwc = np.zeros(v.shape), np.zeros(zv.shape), np.zeros(wc.shape)
-    for i, k, o in _pairs(case.small, b.big, case.kernel, case.strides, case.dilation, b.lower):
-        for g in range(groups):
-            sc, bc = slice(g * cg, (g + 1) * cg), slice(g * og, (g + 1) * og)
-            y[(slice(None), bc, *o)] += xv[(slice(None), sc, *i)] @ w[(sc, slice(None), *k)]
-            gx[(slice(None), sc, *i)] += u[(slice(None), bc, *o)] @ w[(sc, slice(None), *k)].T
-            gw[(sc, slice(None), *k)] += xv[(slice(None), sc, *i)].T @ u[(slice(None), bc, *o)]
-            c[(slice(None), sc, *i)] += zv[(slice(None), bc, *o)] @ wc[(sc, slice(None), *k)].T
-            gz[(slice(None), bc, *o)] += v[(slice(None), sc, *i)] @ wc[(sc, slice(None), *k)]
-            gwc[(sc, slice(None), *k)] += v[(slice(None), sc, *i)].T @ zv[(slice(None), bc, *o)]
-    return y, gx, gw, c, gz, gwc
+    """Both ops' forward values and gradients from the loops of tests/oracles.py."""
+    geometry = dict(strides=b.case.strides, dilation=b.case.dilation, lower=b.lower, groups=b.case.groups)
+    kernel = b.case.kernel
+    return (oracles.scatter(b.xv, b.w.value, b.big, **geometry),
+            oracles.gather(b.u, b.w.value, b.case.small, **geometry),
+            oracles.kernel_gradient(b.xv, b.u, kernel, **geometry),
+            oracles.gather(b.zv, b.wc.value, b.case.small, **geometry),
+            oracles.scatter(b.v, b.wc.value, b.big, **geometry),
+            oracles.kernel_gradient(b.v, b.zv, kernel, **geometry))
 
 
 NAMES = ("transpose forward", "transpose d/dx", "transpose d/dW", "conv forward", "conv d/dx", "conv d/dW")

@@ -7,6 +7,7 @@ parameter-only (1 row) gradient paths run.
 """
 import numpy as np
 import pytest
+from helpers import uniform
 
 import minigraph as mg
 from minigraph.ops.base import EXPORTS
@@ -24,7 +25,7 @@ def _p(shape, low=-1.0, high=1.0, name="p"):
 
 
 def _data(shape, low=-1.0, high=1.0, batch=2):
-    return RNG.uniform(low, high, (batch, *shape)).astype(F32)
+    return uniform((batch, *shape), low, high, seed=RNG).astype(F32)
 
 
 def _unary(fn, low=-1.0, high=1.0):
