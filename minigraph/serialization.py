@@ -1,101 +1,36 @@
-"""Model files: ``model.save(path)`` and ``load_model(path)``, and the archive format checkpoints share.
+"""Model files: ``model.save(path)`` and ``load_model(path)``.
 
-A file is a zip archive holding ``manifest.json`` (format name, format version, graph structure)
-and one ``.npy`` per array, read back with ``allow_pickle=False``. Files are written atomically: to
-a temporary file in the same folder, then renamed over the target, so a failed save leaves any
-previous file intact. A truncated, foreign or newer-version file raises :class:`ModelFileError`.
+A file is an archive (:mod:`minigraph.archive`, shared with checkpoints) holding ``manifest.json``
+(format name, format version, graph structure) and one ``.npy`` per array. Files are written
+atomically: to a temporary file in the same folder, then renamed over the target, so a failed
+save leaves any previous file intact. A truncated, foreign, edited or newer-version file raises
+:class:`ModelFileError` naming the file and what is wrong; nothing in it is ever executed.
 
 The graph is stored node by node in topological order: kind (Input, Parameter, Constant,
 Function), op name (a key of :data:`minigraph.ops.base.OPS`), the user attributes, input
 references (positions in the list), name, static shape (symbolic dims as text such as ``2*H``),
-dtype and layer scopes. Loading rebuilds every function node through its op, so the shape rules
-run again and check the file.
+dtype and layer scopes. Loading checks every record's fields, then rebuilds every function node
+through its op's public function (the same argument checks as a call, then the shape rule), and
+compares the result with what the file says.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
-import zipfile
-import zlib
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from .archive import library_version, read_archive, require_array, short_repr as _short, write_archive
 from .errors import MinigraphError, ModelFileError
-from .files import atomic_writer
 from .graph import Constant, Function, Node, Parameter, Scope, Variable
 from .shape_inference import settle_dtypes
-from .ops.base import OPS
+from .ops.base import BUILDERS, OPS
 from .shapes import as_shape, shape_str
 
 MODEL_FORMAT = "minigraph-model"
 FORMAT_VERSION = 1
-_MANIFEST = "manifest.json"
-
-
-def library_version() -> str:
-    from . import __version__  # the package sets it after importing its modules
-    return __version__
-
-
-# the archive: JSON manifest + .npy arrays, written atomically --------------------------------------
-def write_archive(path, manifest: Mapping, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write ``manifest`` (JSON-able) and ``arrays`` (name -> array) to ``path`` atomically."""
-    with atomic_writer(path) as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(_MANIFEST, json.dumps(manifest, indent=1))
-        for name, arr in arrays.items():
-            buf = io.BytesIO()
-            np.save(buf, np.asarray(arr), allow_pickle=False)
-            zf.writestr(f"{name}.npy", buf.getvalue())
-
-
-def read_archive(path, expected_format: str, max_version: int) -> tuple[dict, dict[str, np.ndarray]]:
-    """Read what :func:`write_archive` wrote; check the format name and version."""
-    path = os.fspath(path)
-    with open(path, "rb") as fh:  # a missing or unreadable path raises the usual OSError
-        return _read_zip(fh, path, expected_format, max_version)
-
-
-def _read_zip(fh, path: str, expected_format: str, max_version: int) -> tuple[dict, dict[str, np.ndarray]]:
-    what = expected_format.replace("minigraph-", "")
-    try:
-        with zipfile.ZipFile(fh) as zf:
-            names = set(zf.namelist())
-            if _MANIFEST not in names:
-                raise ModelFileError(f"{path}: not a minigraph {what} file (zip archive without {_MANIFEST})")
-            manifest = json.loads(zf.read(_MANIFEST))
-            if not isinstance(manifest, dict) or "format" not in manifest:
-                raise ModelFileError(f"{path}: not a minigraph {what} file (manifest has no format field)")
-            if manifest["format"] != expected_format:
-                raise ModelFileError(f"{path}: this is a {manifest['format']!r} file, not a {expected_format!r} file")
-            version = manifest.get("version")
-            if not isinstance(version, int) or isinstance(version, bool):
-                raise ModelFileError(f"{path}: manifest has no valid format version ({version!r})")
-            if version > max_version:
-                raise ModelFileError(f"{path}: format version {version} was written by a newer minigraph "
-                                     f"({manifest.get('minigraph_version', '?')}); this minigraph "
-                                     f"({library_version()}) reads versions up to {max_version}")
-            arrays = {n[:-4]: np.load(io.BytesIO(zf.read(n)), allow_pickle=False)
-                      for n in sorted(names) if n.endswith(".npy")}
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as exc:
-        raise ModelFileError(f"{path}: not a minigraph {what} file, or truncated ({exc})") from None
-    except (ValueError, OSError, KeyError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path}: corrupted minigraph {what} file ({type(exc).__name__}: {exc})") from None
-    return manifest, arrays
-
-
-def require_array(arrays: Mapping[str, np.ndarray], key: str, path, shape=None) -> np.ndarray:
-    """The array ``key`` from a file (of ``shape`` when given), or a ModelFileError."""
-    if key not in arrays:
-        raise ModelFileError(f"{os.fspath(path)}: array {key!r} is missing (truncated or edited file)")
-    arr = arrays[key]
-    if shape is not None and tuple(arr.shape) != tuple(shape):
-        raise ModelFileError(f"{os.fspath(path)}: array {key!r} has shape {arr.shape}; expected {tuple(shape)}")
-    return arr
 
 
 # attribute values: JSON keeps lists; tuples are tagged so they come back as tuples ------------------
@@ -112,14 +47,6 @@ def _encode(value, where: str):
         return float(value)
     raise TypeError(f"{where}: attribute value {value!r} ({type(value).__name__}) cannot be saved; op attributes "
                     f"must be numbers, strings, bools, None or tuples/lists of them")
-
-
-def _decode(value):
-    if isinstance(value, dict):
-        return tuple(_decode(v) for v in value["tuple"])
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    return value
 
 
 # save ------------------------------------------------------------------------------------------
@@ -209,83 +136,170 @@ def save_model(model: Node, path) -> None:
 
 
 # load ------------------------------------------------------------------------------------------
-def _positions(rec: Mapping, key: str, limit: int, what: str) -> list[int]:
-    """``rec[key]``: a list of ints in ``[0, limit)`` (a negative one would silently pick another entry)."""
-    value = rec[key]
+_NODE_KINDS = ("Input", "Parameter", "Constant", "Function")
+_RECORD_KEYS = frozenset(["kind", "name", "shape", "dtype", "inputs", "scope"])
+_FUNCTION_KEYS = _RECORD_KEYS | {"op", "attributes"}
+_MODEL_KEYS = frozenset(["format", "version", "minigraph_version", "root", "nodes", "scopes"])
+_DTYPES = ("float32", "float64")
+
+
+def _positions(value, key: str, limit: int, what: str) -> list[int]:
+    """A list of ints in ``[0, limit)`` (a negative one would silently pick another entry)."""
     if not isinstance(value, list) or not all(type(j) is int and 0 <= j < limit for j in value):
-        raise ValueError(f"{key!r} must list positions of {what} (0 to {limit - 1}), got {value!r}")
+        raise ValueError(f"{key!r} must list positions of {what} (0 to {limit - 1}), got {_short(value)}")
     return value
 
 
-def _rebuild_node(i: int, rec: Mapping, built: list, scopes: list[Scope], arrays: Mapping, path) -> Node:
+def _checked_record(i: int, rec, n_scopes: int) -> dict:
+    """Node record ``i`` with every field of the right type (values are checked by the constructors)."""
     if not isinstance(rec, dict):
-        raise TypeError(f"a node record must be an object, got {rec!r}")
+        raise ValueError(f"a node record must be an object, got {_short(rec)}")
+    kind = rec.get("kind")
+    if kind not in _NODE_KINDS:
+        raise ValueError(f"unknown node kind {_short(kind)} (valid: {', '.join(_NODE_KINDS)})")
+    expected = _FUNCTION_KEYS if kind == "Function" else _RECORD_KEYS
+    if set(rec) != expected:
+        missing, extra = sorted(expected - set(rec)), sorted(set(rec) - expected)
+        raise ValueError(f"a {kind} record has the fields {sorted(expected)}"
+                         + (f"; missing {missing}" if missing else "") + (f"; unknown {extra}" if extra else ""))
+    if not isinstance(rec["name"], str):
+        raise ValueError(f"'name' must be a string, got {_short(rec['name'])}")
+    shape = rec["shape"]
+    if not isinstance(shape, list) or not all(isinstance(d, str) or type(d) is int for d in shape):
+        raise ValueError(f"'shape' must be a list of ints and dimension texts, got {_short(shape)}")
+    if rec["dtype"] not in (None, *_DTYPES):
+        raise ValueError(f"'dtype' must be one of {', '.join(_DTYPES)} or null, got {_short(rec['dtype'])}")
+    _positions(rec["inputs"], "inputs", i if kind == "Function" else 0, "earlier nodes")
+    _positions(rec["scope"], "scope", n_scopes, "the scope table")
+    if kind == "Function":
+        if not isinstance(rec["op"], str):
+            raise ValueError(f"'op' must be an op name, got {_short(rec['op'])}")
+        if not isinstance(rec["attributes"], dict):
+            raise ValueError(f"'attributes' must be an object, got {_short(rec['attributes'])}")
+    return rec
+
+
+def _decode(value):
+    """An attribute value from JSON: ``{"tuple": [...]}`` is a tuple; no other object is allowed."""
+    if isinstance(value, dict):
+        if set(value) != {"tuple"} or not isinstance(value["tuple"], list):
+            raise ValueError(f"an attribute object must be {{\"tuple\": [...]}}, got {_short(value)}")
+        return tuple(_decode(v) for v in value["tuple"])
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def _canonical(attributes: Mapping) -> str:
+    """Attributes as JSON text: equal texts mean equal values of equal types (``1`` is not ``1.0``)."""
+    return json.dumps({k: _encode(v, "") for k, v in attributes.items()}, sort_keys=True)
+
+
+def rebuild_function(op_name: str, inputs: list, attributes: dict, name: str) -> Function:
+    """The function node a saved record describes, made by its op's public function (see
+    :data:`minigraph.ops.base.BUILDERS`): a file gets every argument check a call gets, and its
+    attributes must be exactly those that function stores (none unknown, none left to a default)."""
+    builder = BUILDERS.get(op_name)
+    if builder is None:
+        raise ValueError(f"op {op_name!r} names no public function to rebuild it (export(builds=...))")
+    node = builder(*inputs, **attributes, name=name)
+    if not isinstance(node, Function) or node.op is not OPS[op_name] or list(node.inputs_direct) != inputs:
+        raise ValueError(f"these attributes do not make a {op_name} node of these inputs")
+    if _canonical(node.op_attributes) != _canonical(attributes):
+        raise ValueError(f"attributes {_short(attributes, 200)} are not those {op_name} stores for them "
+                         f"({_short(node.op_attributes, 200)}): unknown, missing or malformed entries")
+    return node
+
+
+def _rebuild_node(i: int, rec: dict, built: list, scopes: list[Scope], arrays: Mapping, path) -> Node:
     kind, name, dtype = rec["kind"], rec["name"], rec["dtype"]
     shape = as_shape(rec["shape"])
     if kind == "Input":
         node: Node = Variable(shape, dtype, name)
     elif kind == "Parameter":
-        node = Parameter(shape, require_array(arrays, f"p{i}", path, shape), dtype, name)
+        node = Parameter(shape, require_array(arrays, f"p{i}", path, shape, dtype), dtype, name)
     elif kind == "Constant":
-        node = Constant(require_array(arrays, f"c{i}", path, shape), dtype, name)
-    elif kind == "Function":
+        node = Constant(require_array(arrays, f"c{i}", path, shape, dtype), dtype, name)
+    else:
         if rec["op"] not in OPS:
-            raise ModelFileError(f"{os.fspath(path)}: node {i} ({name!r}) uses op {rec['op']!r}, which this minigraph "
-                                 f"does not have (import the module that defines it first)")
-        inputs = [built[j] for j in _positions(rec, "inputs", i, "earlier nodes")]
-        if not isinstance(rec["attributes"], dict):
-            raise TypeError(f"'attributes' must be an object, got {rec['attributes']!r}")
+            raise ModelFileError(f"{os.fspath(path)}: node {i} ({name!r}) uses op {_short(rec['op'])}, which this "
+                                 f"minigraph does not have (import the module that defines it first)")
         attributes = {k: _decode(v) for k, v in rec["attributes"].items()}
-        node = Function(OPS[rec["op"]], inputs, attributes, name)
+        node = rebuild_function(rec["op"], [built[j] for j in rec["inputs"]], attributes, name)
         if shape_str(node.shape) != shape_str(shape):
             raise ModelFileError(f"{os.fspath(path)}: {node.label} rebuilt with shape {shape_str(node.shape)}, "
                                  f"but the file says {shape_str(shape)}")
-    else:
-        raise ModelFileError(f"{os.fspath(path)}: node {i} has unknown kind {kind!r}")
-    node.scope = tuple(scopes[j] for j in _positions(rec, "scope", len(scopes), "the scope table"))
+        if dtype is not None and node.dtype is not None and node.dtype.name != dtype:
+            raise ModelFileError(f"{os.fspath(path)}: {node.label} computes {node.dtype.name}, but the file says "
+                                 f"{dtype}")
+    node.scope = tuple(scopes[j] for j in rec["scope"])
     return node
 
 
-def _rebuild_scopes(rows: list) -> list[Scope]:
+def _rebuild_scopes(rows) -> list[Scope]:
+    """The scope table: ``[name, kind, owner number or null]`` per layer call."""
+    if not isinstance(rows, list):
+        raise ValueError(f"it must be a list, got {_short(rows)}")
     owners: dict[int, SavedLayer] = {}
-    return [Scope(name, kind, None if owner is None else owners.setdefault(owner, SavedLayer(name, kind)))
-            for name, kind, owner in rows]
+    scopes = []
+    for row in rows:
+        if not (isinstance(row, list) and len(row) == 3 and isinstance(row[0], str) and isinstance(row[1], str)
+                and (row[2] is None or (type(row[2]) is int and row[2] >= 0))):
+            raise ValueError(f"each row must be [name, kind, owner number or null], got {_short(row)}")
+        name, kind, owner = row
+        scopes.append(Scope(name, kind, None if owner is None else owners.setdefault(owner, SavedLayer(name, kind))))
+    return scopes
 
 
 def rebuild_graph(graph: Mapping, arrays: Mapping, path) -> list[Node]:
     """Nodes rebuilt from the ``nodes`` and ``scopes`` entries :func:`graph_manifest` made, in order.
-    Any record that does not rebuild (malformed, or rejected by its op's shape rule) raises
-    ModelFileError naming the file and the node's position."""
+    Any record that does not rebuild (malformed, rejected by its op's argument checks or shape
+    rule, or an array that does not fit) raises ModelFileError naming the file and the node's
+    position; so does an array entry that no node uses."""
     where = os.fspath(path)
-    records, rows = graph.get("nodes", []), graph.get("scopes", [])
-    for key, value in (("nodes", records), ("scopes", rows)):
-        if not isinstance(value, list):
-            raise ModelFileError(f"{where}: manifest entry {key!r} must be a list, got {value!r}")
     try:
-        scopes = _rebuild_scopes(rows)
-    except (TypeError, ValueError) as exc:
+        scopes = _rebuild_scopes(graph.get("scopes", []))
+    except ValueError as exc:
         raise ModelFileError(f"{where}: the scope table is malformed ({exc})") from None
+    records = graph.get("nodes", [])
+    if not isinstance(records, list):
+        raise ModelFileError(f"{where}: manifest entry 'nodes' must be a list, got {_short(records)}")
     built: list[Node] = []
     for i, rec in enumerate(records):
         try:
-            built.append(_rebuild_node(i, rec, built, scopes, arrays, path))
+            built.append(_rebuild_node(i, _checked_record(i, rec, len(scopes)), built, scopes, arrays, path))
         except ModelFileError:
             raise
-        except (MinigraphError, KeyError, IndexError, TypeError, ValueError) as exc:
+        except (MinigraphError, KeyError, IndexError, TypeError, ValueError, OverflowError,
+                NotImplementedError) as exc:
             raise ModelFileError(f"{where}: node {i} does not rebuild ({type(exc).__name__}: {exc})") from None
+    used = {f"{'p' if isinstance(n, Parameter) else 'c'}{i}" for i, n in enumerate(built)
+            if isinstance(n, (Parameter, Constant))}
+    unused = sorted(set(arrays) - used)
+    if unused:
+        raise ModelFileError(f"{where}: array entries {unused[:5]} belong to no node (edited file?)")
     return built
 
 
 def load_model(path) -> Node:
     """Load a model written by :meth:`Node.save` / :func:`save_model`: new nodes with the saved
     structure, names, shapes, layer scopes and values. Layer objects are not restored: the scopes
-    of one layer's calls share a :class:`SavedLayer` in their place."""
+    of one layer's calls share a :class:`SavedLayer` in their place.
+
+    The whole file is checked (see :mod:`minigraph.archive` and :func:`rebuild_function`): it
+    either loads into a model whose ``eval`` and ``grad`` work, or raises ModelFileError naming
+    the file and what is wrong."""
     manifest, arrays = read_archive(path, MODEL_FORMAT, FORMAT_VERSION)
+    where = os.fspath(path)
+    if set(manifest) != _MODEL_KEYS:
+        raise ModelFileError(f"{where}: a model manifest has the fields {sorted(_MODEL_KEYS)}, got {sorted(manifest)}")
+    if not isinstance(manifest["minigraph_version"], str):
+        raise ModelFileError(f"{where}: minigraph_version must be a string, got {_short(manifest['minigraph_version'])}")
     built = rebuild_graph(manifest, arrays, path)
-    root = manifest.get("root")
+    root = manifest["root"]
     if type(root) is not int or not 0 <= root < len(built):
-        raise ModelFileError(f"{os.fspath(path)}: root index {root!r} does not name a node")
+        raise ModelFileError(f"{where}: root index {_short(root)} does not name a node")
     return built[root]
 
 
-__all__ = ["SavedLayer", "graph_manifest", "load_model", "read_archive", "rebuild_graph", "save_model", "write_archive"]
+__all__ = ["SavedLayer", "graph_manifest", "load_model", "rebuild_function", "rebuild_graph", "save_model"]

@@ -19,10 +19,13 @@ import numpy as np
 from tqdm import tqdm
 
 from . import rng
+from .callbacks import CallbackList
 from .errors import GraphError, ModelFileError, TrainingError
 from .graph import Constant, Function, Node, Parameter
 from .serialization import library_version, read_archive, require_array, write_archive
 from .learners import Learner
+from .logging.base import ProgressWriter, flush_all, summarize_test_progress, summarize_training_progress, \
+    write_test_progress, write_training_progress
 
 CHECKPOINT_FORMAT = "minigraph-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -66,9 +69,14 @@ class Trainer:
         same dropout masks and minibatch statistics); :meth:`test_minibatch` measures in eval mode.
     parameter_learners: a learner or a list; each parameter may belong to one learner only, and
         every learner's parameters must lie in the loss's graph.
+    progress_writers: :mod:`minigraph.logging` writers (ProgressPrinter, TensorBoardProgressWriter)
+        fed by every :meth:`train_minibatch` and :meth:`test_minibatch`; summaries with
+        :meth:`summarize_training_progress` / :meth:`summarize_test_progress` (``fit`` calls them
+        at each epoch's end). One writer may serve several trainers (tagged by their losses' names).
     """
 
-    def __init__(self, model: Node | None, criterion, parameter_learners: Learner | Sequence[Learner]):
+    def __init__(self, model: Node | None, criterion, parameter_learners: Learner | Sequence[Learner],
+                 progress_writers: Sequence[ProgressWriter] = ()):
         loss, metric = criterion if isinstance(criterion, (tuple, list)) else (criterion, None)
         for what, node in (("loss", loss), ("metric", metric)):
             if node is not None and not isinstance(node, Node):
@@ -103,7 +111,15 @@ class Trainer:
         self.previous_minibatch_loss_average: float | None = None
         self.previous_minibatch_evaluation_average: float | None = None
         self.previous_minibatch_sample_count = 0
-        self.history: dict[str, list] = {"loss": [], "metric": [], "seconds": [], "minibatch_loss": []}
+        self.history: dict[str, list] = {"loss": [], "metric": [], "seconds": [], "minibatch_loss": [],
+                                         "val_loss": [], "val_metric": []}
+        self.stop_training = False  # a callback sets it to end fit after the current epoch (Keras)
+        writers = [progress_writers] if isinstance(progress_writers, ProgressWriter) else list(progress_writers)
+        for w in writers:
+            if not isinstance(w, ProgressWriter):
+                raise TypeError(f"Trainer: progress_writers must be minigraph.logging writers, got {type(w).__name__}")
+            w.attach(self)
+        self.progress_writers: list[ProgressWriter] = writers
 
     # feeds ------------------------------------------------------------------------------------
     def _feed_for(self, root: Node, feed: Mapping) -> dict:
@@ -143,6 +159,7 @@ class Trainer:
         except TrainingError:
             for c, v in saved_constants:
                 np.copyto(c.value, v)
+            flush_all(self.progress_writers)  # what the writers hold survives the failed run
             raise
         metric = None if metric_node is None else _per_sample_mean(state.values[metric_node])
         batch = state.program.batch
@@ -154,17 +171,30 @@ class Trainer:
         self.previous_minibatch_evaluation_average = metric
         self.previous_minibatch_sample_count = batch
         self.history["minibatch_loss"].append(average)
+        write_training_progress(self.progress_writers, self)
         return average
 
     def test_minibatch(self, feed: Mapping) -> float:
         """The mean per-sample metric (the loss when there is no metric) in evaluation mode."""
         self._check_feed(feed)
         node = self.evaluation_function if self.evaluation_function is not None else self.loss_function
-        return _per_sample_mean(node.eval(self._feed_for(node, feed)))
+        value = node.eval(self._feed_for(node, feed))
+        metric = _per_sample_mean(value)
+        write_test_progress(self.progress_writers, self, value.shape[0], metric)
+        return metric
+
+    def summarize_training_progress(self) -> None:
+        """Have the progress writers write the averages since the previous summary (CNTK)."""
+        summarize_training_progress(self.progress_writers, self)
+
+    def summarize_test_progress(self) -> None:
+        """Have the progress writers write the test averages since the previous test summary (CNTK)."""
+        summarize_test_progress(self.progress_writers, self)
 
     # epochs -----------------------------------------------------------------------------------
     def fit(self, data: Mapping, epochs: int = 1, minibatch_size: int = 32, shuffle: bool = True,
-            seed: int | None = None, callbacks: Iterable[Callable] = (), progress: bool | None = None) -> dict:
+            seed: int | None = None, callbacks: Iterable[Callable] = (), progress: bool | None = None,
+            validation_data: Mapping | None = None, validation_freq: int = 1) -> dict:
         """Train for ``epochs`` passes over ``data`` (input -> array of N samples), in minibatches
         of ``minibatch_size`` (the last may be smaller). Every input needs an array with the same
         number (at least one) of samples on its leading axis, else GraphError names the input.
@@ -172,10 +202,18 @@ class Trainer:
         shuffle: visit samples in a new random order each epoch, drawn from ``(seed, epoch number)``
             (``seed`` defaults to the trainer's own, so a run restored from a checkpoint reshuffles
             exactly as the uninterrupted run would).
-        callbacks: ``callback(trainer, logs)`` after each epoch with ``logs`` = epoch, loss, metric,
-            seconds; a callback returning True stops training.
+        callbacks: :mod:`minigraph.callbacks` objects (EarlyStopping, ModelCheckpoint, CSVLogger, with
+            ``on_train_begin/on_epoch_end/on_train_end``) or plain functions ``callback(trainer, logs)``,
+            called after each epoch with ``logs`` = epoch, loss, metric, seconds (and val_loss,
+            val_metric with validation data); a callback returning True (or setting
+            ``trainer.stop_training``) stops training.
         progress: a tqdm bar with the running loss/metric; None shows it only when stderr is a terminal.
-        Returns :attr:`history`: per-epoch ``loss``, ``metric``, ``seconds`` and every ``minibatch_loss``.
+        validation_data: inputs -> arrays like ``data``; every ``validation_freq`` epochs the mean
+            per-sample loss and metric over it in evaluation mode become ``val_loss``/``val_metric``
+            (None in the other epochs) and the progress writers' test summary.
+        The progress writers get a training summary at each epoch's end and are flushed when fit ends.
+        Returns :attr:`history`: per-epoch ``loss``, ``metric``, ``val_loss``, ``val_metric``, ``seconds``
+        and every ``minibatch_loss``.
         """
         if not isinstance(data, Mapping) or not data:
             raise GraphError(f"fit: data must be a non-empty dict of input (node or name) -> array of samples, "
@@ -191,17 +229,59 @@ class Trainer:
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"fit: epochs must be an int >= 0, got {epochs!r}")
         show = sys.stderr.isatty() if progress is None else bool(progress)
+        validation = self._validation_arrays(validation_data, validation_freq)
+        callback_list = CallbackList(callbacks)
         batches = -(-n // minibatch_size)
-        with tqdm(total=epochs * batches, disable=not show, unit="mb", dynamic_ncols=True) as bar:
-            for e in range(epochs):
-                bar.set_description(f"epoch {e + 1}/{epochs}")
-                logs = self._epoch(arrays, n, minibatch_size, shuffle, seed, bar)
-                stops = [cb(self, logs) is True for cb in callbacks]  # every callback sees every epoch
-                if any(stops):
-                    break
+        self.stop_training = False
+        callback_list.train_begin(self)
+        try:
+            with tqdm(total=epochs * batches, disable=not show, unit="mb", dynamic_ncols=True) as bar:
+                for e in range(epochs):
+                    bar.set_description(f"epoch {e + 1}/{epochs}")
+                    logs = self._epoch(arrays, n, minibatch_size, shuffle, seed, bar, validation, validation_freq)
+                    if callback_list.epoch_end(self, logs):  # every callback sees every epoch
+                        break
+        finally:
+            flush_all(self.progress_writers)
+        callback_list.train_end(self)
         return self.history
 
-    def _epoch(self, arrays: dict, n: int, minibatch_size: int, shuffle: bool, seed: int | None, bar) -> dict:
+    def _validation_arrays(self, data: Mapping | None, freq) -> dict | None:
+        """``fit``'s validation data as arrays, checked like a feed."""
+        if isinstance(freq, bool) or not isinstance(freq, int) or freq <= 0:
+            raise ValueError(f"fit: validation_freq must be a positive int, got {freq!r}")
+        if data is None:
+            return None
+        if not isinstance(data, Mapping) or not data:
+            raise GraphError(f"fit: validation_data must be a non-empty dict of input -> array of samples, "
+                             f"got {'an empty dict' if isinstance(data, Mapping) else type(data).__name__}")
+        counts = {k: _sample_count(k, v, "fit: validation_data") for k, v in data.items()}
+        if len(set(counts.values())) != 1:
+            listing = ", ".join(f"{getattr(k, 'label', repr(k))}: {n}" for k, n in counts.items())
+            raise GraphError(f"fit: every input of validation_data needs the same number of samples, got {listing}")
+        self._check_feed(data)
+        return {k: np.asarray(v) for k, v in data.items()}
+
+    def _validate(self, arrays: dict, minibatch_size: int) -> tuple[float, float | None]:
+        """Mean per-sample loss and metric over ``arrays`` in evaluation mode, by minibatches; each
+        minibatch feeds the progress writers' test averages, then they write a test summary."""
+        n = len(next(iter(arrays.values())))
+        metric_node = self.evaluation_function
+        loss_sum = metric_sum = 0.0
+        for b in range(0, n, minibatch_size):
+            feed = {k: v[b:b + minibatch_size] for k, v in arrays.items()}
+            state = self.loss_function.forward(feed, keep=[] if metric_node is None else [metric_node])
+            rows = state.program.batch
+            loss = _per_sample_mean(state.values[self.loss_function])
+            metric = None if metric_node is None else _per_sample_mean(state.values[metric_node])
+            loss_sum += loss * rows
+            metric_sum += (loss if metric is None else metric) * rows
+            write_test_progress(self.progress_writers, self, rows, loss if metric is None else metric, loss)
+        summarize_test_progress(self.progress_writers, self)
+        return loss_sum / n, None if metric_node is None else metric_sum / n
+
+    def _epoch(self, arrays: dict, n: int, minibatch_size: int, shuffle: bool, seed: int | None, bar,
+               validation: dict | None = None, validation_freq: int = 1) -> dict:
         order = (np.random.default_rng([self.seed if seed is None else seed, self.epochs_done]).permutation(n)
                  if shuffle else np.arange(n))
         start, loss_sum, metric_sum = time.perf_counter(), 0.0, 0.0
@@ -217,8 +297,15 @@ class Trainer:
         logs = {"epoch": self.epochs_done, "loss": loss_sum / n,
                 "metric": None if self.evaluation_function is None else metric_sum / n,
                 "seconds": time.perf_counter() - start}
+        summarize_training_progress(self.progress_writers, self)
+        validated = validation is not None and self.epochs_done % validation_freq == 0
+        val_loss, val_metric = self._validate(validation, minibatch_size) if validated else (None, None)
+        if validation is not None:
+            logs.update(val_loss=val_loss, val_metric=val_metric)
         for key in ("loss", "metric", "seconds"):
             self.history[key].append(logs[key])
+        self.history["val_loss"].append(val_loss)
+        self.history["val_metric"].append(val_metric)
         return logs
 
     # checkpoints ------------------------------------------------------------------------------

@@ -31,3 +31,22 @@ def test_missing_folders_are_created_only_when_asked(tmp_path):
         write_atomically(path, b"x")
     write_atomically(path, b"x", make_folder=True)
     assert path.read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o644, 0o755])
+def test_overwriting_keeps_the_permissions(tmp_path, mode):
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"old")
+    os.chmod(path, mode)
+    write_atomically(path, b"new")
+    assert path.read_bytes() == b"new"
+    assert os.stat(path).st_mode & 0o777 == mode
+
+
+def test_a_new_file_gets_the_umask_default(tmp_path):
+    old = os.umask(0o027)
+    try:
+        write_atomically(tmp_path / "new.bin", b"x")
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "new.bin").st_mode & 0o777 == 0o640

@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import initializers
 from ..errors import MinigraphError, SpecError
+from ..files import write_atomically
 from ..graph import Function, Node, input_variable
 from ..initializers import Initializer
 from ..shapes import Dim
@@ -257,11 +258,11 @@ def to_spec(model: Node, path=None) -> dict:
 
 
 def write_spec(spec: dict, path) -> None:
-    """Write ``spec`` as TOML or JSON, chosen by the file extension."""
+    """Write ``spec`` as TOML or JSON, chosen by the file extension, atomically (a failed write
+    leaves the previous file as it was)."""
     path = os.fspath(path)
     text = json.dumps(spec, indent=2) + "\n" if path.lower().endswith(".json") else dumps_toml(spec)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    write_atomically(path, text.encode("utf-8"))
 
 
 # a small TOML writer (the standard library only reads TOML) ----------------------------------------

@@ -17,7 +17,7 @@ from ..graph import Function, Inferred, Op, as_node, register_operator
 from ..shapes import DimLike, broadcast_shapes, shape_str
 
 __all__ = ["Op", "Inferred", "ShapeError", "make", "register_op", "OPS", "align", "unbroadcast", "export", "EXPORTS",
-           "check_axis", "normalize_axes", "cached"]
+           "check_axis", "normalize_axes", "cached", "BUILDERS"]
 
 EXPORTS: dict[str, Callable] = {}
 """Every public op function by name; ``mg.ops.NAME`` and ``mg.NAME``."""
@@ -35,12 +35,23 @@ def register_op(op: Op) -> Op:
     return op
 
 
-def export(fn: Callable = None, *, operator: str | None = None):
-    """Register a public op function (optionally also as a Node operator such as ``plus``)."""
+BUILDERS: dict[str, Callable] = {}
+"""For each op name, the public function whose keyword arguments are the op's attributes
+(``builder(*inputs, **attributes, name=name)``): model files rebuild their nodes through it, so a
+file gets the same argument checks as a call."""
+
+
+def export(fn: Callable = None, *, operator: str | None = None, builds: Op | None = None):
+    """Register a public op function (optionally also as a Node operator such as ``plus``, and as
+    the function that rebuilds saved nodes of op ``builds``: see :data:`BUILDERS`)."""
     def deco(f):
         EXPORTS[f.__name__] = f
         if operator:
             register_operator(operator, f)
+        if builds is not None:
+            if BUILDERS.get(builds.name, f) is not f:
+                raise ValueError(f"two public functions rebuild op {builds.name!r}")
+            BUILDERS[builds.name] = f
         return f
     return deco(fn) if fn is not None else deco
 

@@ -280,7 +280,7 @@ def _attrs(**kwargs) -> dict:
     return {k: _plain(v) for k, v in kwargs.items()}
 
 
-@export
+@export(builds=CONVOLUTION)
 def convolution(convolution_map, operand, strides=1, sharing=True, auto_padding=True, dilation=1,
                 reduction_rank: int = 1, max_temp_mem_size_in_samples: int = 0, groups: int = 1,
                 lower_pad=None, upper_pad=None, name: str = ""):
@@ -300,7 +300,7 @@ def convolution(convolution_map, operand, strides=1, sharing=True, auto_padding=
         lower_pad=lower_pad, upper_pad=upper_pad), name)
 
 
-@export
+@export(builds=CONVOLUTION_TRANSPOSE)
 def convolution_transpose(convolution_map, operand, strides=1, sharing=True, auto_padding=True, output_shape=None,
                           dilation=1, reduction_rank: int = 1, max_temp_mem_size_in_samples: int = 0,
                           groups: int = 1, lower_pad=None, upper_pad=None, name: str = ""):

@@ -37,7 +37,7 @@ class DropoutOp(Op):
 DROPOUT = register_op(DropoutOp())
 
 
-@export
+@export(builds=DROPOUT)
 def dropout(x, dropout_rate: float = 0.5, name: str = ""):
     """Inverted dropout of ``x`` (same shape) in training runs (``training=True``); identity in evaluation.
 

@@ -60,69 +60,69 @@ for _op in UNARY.values():
     register_op(_op)
 
 
-@export(operator="negate")
+@export(operator="negate", builds=UNARY["negate"])
 def negate(x, name: str = ""):
     """``-x``."""
     return make(UNARY["negate"], [x], name=name)
 
 
-@export
+@export(builds=UNARY["relu"])
 def relu(x, name: str = ""):
     """``max(x, 0)``; the gradient at 0 is 0."""
     return make(UNARY["relu"], [x], name=name)
 
 
-@export
+@export(builds=UNARY["leaky_relu"])
 def leaky_relu(x, alpha: float = 0.01, name: str = ""):
     """``x`` where positive, ``alpha * x`` elsewhere."""
     return make(UNARY["leaky_relu"], [x], {"alpha": check_number(alpha, "alpha", "leaky_relu")}, name)
 
 
-@export
+@export(builds=UNARY["sigmoid"])
 def sigmoid(x, name: str = ""):
     """``1 / (1 + exp(-x))``, computed without overflow."""
     return make(UNARY["sigmoid"], [x], name=name)
 
 
-@export
+@export(builds=UNARY["tanh"])
 def tanh(x, name: str = ""):
     return make(UNARY["tanh"], [x], name=name)
 
 
-@export
+@export(builds=UNARY["softplus"])
 def softplus(x, name: str = ""):
     """``log(1 + exp(x))``, computed without overflow."""
     return make(UNARY["softplus"], [x], name=name)
 
 
-@export
+@export(builds=UNARY["exp"])
 def exp(x, name: str = ""):
     return make(UNARY["exp"], [x], name=name)
 
 
-@export
+@export(builds=UNARY["log"])
 def log(x, name: str = ""):
     """Natural log; ``-inf``/NaN for non-positive inputs, as numpy."""
     return make(UNARY["log"], [x], name=name)
 
 
-@export
+@export(builds=UNARY["sqrt"])
 def sqrt(x, name: str = ""):
     return make(UNARY["sqrt"], [x], name=name)
 
 
-@export
+@export(builds=UNARY["square"])
 def square(x, name: str = ""):
     return make(UNARY["square"], [x], name=name)
 
 
-@export(operator="abs")
+@export(operator="abs", builds=UNARY["abs"])
 def abs(x, name: str = ""):  # noqa: A001 - CNTK's name
     """``|x|``; the gradient at 0 is 0."""
     return make(UNARY["abs"], [x], name=name)
 
 
-@export
+@export(builds=UNARY["clip"])
 def clip(x, min_value: float, max_value: float, name: str = ""):
     """``x`` limited to ``[min_value, max_value]``; the gradient is 1 inside, 0 outside."""
     low, high = check_number(min_value, "min_value", "clip"), check_number(max_value, "max_value", "clip")
@@ -169,25 +169,25 @@ for _op in BINARY.values():
     register_op(_op)
 
 
-@export(operator="plus")
+@export(operator="plus", builds=BINARY["plus"])
 def plus(left, right, name: str = ""):
     """``left + right`` with broadcasting."""
     return make(BINARY["plus"], [left, right], name=name)
 
 
-@export(operator="minus")
+@export(operator="minus", builds=BINARY["minus"])
 def minus(left, right, name: str = ""):
     """``left - right`` with broadcasting."""
     return make(BINARY["minus"], [left, right], name=name)
 
 
-@export(operator="element_times")
+@export(operator="element_times", builds=BINARY["element_times"])
 def element_times(left, right, name: str = ""):
     """``left * right`` elementwise with broadcasting."""
     return make(BINARY["element_times"], [left, right], name=name)
 
 
-@export(operator="element_divide")
+@export(operator="element_divide", builds=BINARY["element_divide"])
 def element_divide(left, right, name: str = ""):
     """``left / right`` elementwise with broadcasting."""
     return make(BINARY["element_divide"], [left, right], name=name)

@@ -103,7 +103,7 @@ class TimesOp(Op):
 TIMES = register_op(TimesOp())
 
 
-@export(operator="times")
+@export(operator="times", builds=TIMES)
 def times(left, right, output_rank: int = 1, infer_input_rank_to_map: int = -1, name: str = ""):
     """Tensor product of ``left (*L, *K)`` and ``right (*K, *R)`` -> ``(*L, *R)``, ``len(R) = output_rank``.
 

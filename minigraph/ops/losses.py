@@ -114,13 +114,13 @@ for _op in LOSSES.values():
     register_op(_op)
 
 
-@export
+@export(builds=LOSSES["squared_error"])
 def squared_error(output, target, name: str = ""):
     """``sum((output - target)**2)`` over every static axis: one number per sample (as CNTK)."""
     return make(LOSSES["squared_error"], [output, target], name=name)
 
 
-@export
+@export(builds=LOSSES["binary_cross_entropy"])
 def binary_cross_entropy(output, target, name: str = ""):
     """``-sum(target*log(output) + (1-target)*log(1-output))`` per sample; ``output`` is a probability.
 
@@ -130,7 +130,7 @@ def binary_cross_entropy(output, target, name: str = ""):
     return make(LOSSES["binary_cross_entropy"], [output, target], name=name)
 
 
-@export
+@export(builds=LOSSES["cross_entropy_with_softmax"])
 def cross_entropy_with_softmax(output_vector, target_vector, axis: int = -1, name: str = ""):
     """``-sum(target * log_softmax(output, axis))`` per sample (summed over the other axes too).
 
@@ -140,7 +140,7 @@ def cross_entropy_with_softmax(output_vector, target_vector, axis: int = -1, nam
     return make(LOSSES["cross_entropy_with_softmax"], [output_vector, target_vector], {"axis": axis}, name)
 
 
-@export
+@export(builds=LOSSES["classification_error"])
 def classification_error(output_vector, target_vector, axis: int = -1, topN: int = 1, name: str = ""):  # noqa: N803
     """1 where the target's class (argmax of ``target_vector`` along ``axis``) is not among the ``topN``
     highest scores of ``output_vector``, else 0; averaged over any other axes. A metric: no gradient.

@@ -127,7 +127,7 @@ class BatchNormOp(Op):
 BATCH_NORM = register_op(BatchNormOp())
 
 
-@export
+@export(builds=BATCH_NORM)
 def batch_normalization(operand, scale, bias, running_mean, running_var, spatial: bool = True,
                         normalization_time_constant: float = 5000, momentum: float | None = None,
                         epsilon: float = 1e-5, unbiased_running_variance: bool = True, name: str = ""):
@@ -202,7 +202,7 @@ class LayerNormOp(Op):
 LAYER_NORM = register_op(LayerNormOp())
 
 
-@export
+@export(builds=LAYER_NORM)
 def layer_normalization(operand, scale, bias, epsilon: float = 1e-5, name: str = ""):
     """``scale * (x - mean) / sqrt(var + epsilon) + bias`` with mean and variance over all static axes
     of each sample. ``scale``/``bias`` broadcast against the operand (``()`` for one value each)."""

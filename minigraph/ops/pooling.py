@@ -129,7 +129,7 @@ class PoolingOp(Op):
 POOLING = register_op(PoolingOp())
 
 
-@export
+@export(builds=POOLING)
 def pooling(operand, pooling_type: str, pooling_window_shape, strides=1, auto_padding=False, name: str = ""):
     """Max or average pooling of the trailing ``len(pooling_window_shape)`` axes (CNTK's ``pooling``).
 

@@ -81,20 +81,20 @@ def _reduce(kind: str, x, axis, keepdims, name):
     return make(REDUCE[kind], [x], attrs, name)
 
 
-@export
+@export(builds=REDUCE["sum"])
 def reduce_sum(x, axis=None, keepdims: bool = True, name: str = ""):
     """Sum over static ``axis`` (int or list; size 1 kept unless ``keepdims=False``); ``axis=None``
     sums every static axis: shape ``()`` per sample."""
     return _reduce("sum", x, axis, keepdims, name)
 
 
-@export
+@export(builds=REDUCE["mean"])
 def reduce_mean(x, axis=None, keepdims: bool = True, name: str = ""):
     """Mean over static ``axis``; shapes as :func:`reduce_sum`."""
     return _reduce("mean", x, axis, keepdims, name)
 
 
-@export
+@export(builds=REDUCE["max"])
 def reduce_max(x, axis=None, keepdims: bool = True, name: str = ""):
     """Maximum over static ``axis``; shapes as :func:`reduce_sum`. Ties share the gradient equally."""
     return _reduce("max", x, axis, keepdims, name)
@@ -144,13 +144,13 @@ def _softmax_node(op, x, axis, name):
     return make(op, [x], {"axis": check_int(axis, "axis", op.name)}, name)
 
 
-@export
+@export(builds=SOFTMAX)
 def softmax(x, axis: int = -1, name: str = ""):
     """``exp(x) / sum(exp(x))`` along static ``axis`` (computed stably); same shape as ``x``."""
     return _softmax_node(SOFTMAX, x, axis, name)
 
 
-@export
+@export(builds=LOG_SOFTMAX)
 def log_softmax(x, axis: int = -1, name: str = ""):
     """``x - log(sum(exp(x)))`` along static ``axis`` (computed stably); same shape as ``x``."""
     return _softmax_node(LOG_SOFTMAX, x, axis, name)

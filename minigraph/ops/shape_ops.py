@@ -12,7 +12,7 @@ import numpy as np
 from ..checks import check_int, check_ints, is_int
 from ..graph import Node, as_node, normalize_dtype
 from ..shapes import Dim, as_shape, dim, is_known, names_of, num_elements, shape_str, subs_shape
-from .base import Inferred, Op, ShapeError, cached, check_axis, export, make, register_op
+from .base import BUILDERS, Inferred, Op, ShapeError, cached, check_axis, export, make, register_op
 
 
 def _check_no_inferred(shape, label: str) -> None:
@@ -55,7 +55,7 @@ class ReshapeOp(Op):
 RESHAPE = register_op(ReshapeOp())
 
 
-@export
+@export(builds=RESHAPE)
 def reshape(x, shape, name: str = "") -> Node:
     """``x`` with static shape ``shape`` (same number of elements; the batch axis is kept).
 
@@ -112,7 +112,7 @@ class TransposeOp(Op):
 TRANSPOSE = register_op(TransposeOp())
 
 
-@export
+@export(builds=TRANSPOSE)
 def transpose(x, perm, name: str = "") -> Node:
     """Permute the static axes: output axis ``i`` is input axis ``perm[i]`` (as ``np.transpose``)."""
     if not isinstance(perm, (list, tuple)) or not all(is_int(p) for p in perm):
@@ -218,6 +218,24 @@ def _make_slice(x, axes, begins, ends, strides, squeeze, name) -> Node:
     return make(SLICE, [x], attrs, name)
 
 
+def _saved_slice(x, axis, begin_index, end_index, strides, squeeze_axes=(), name: str = "") -> Node:
+    """Rebuild a saved Slice node (see ``BUILDERS``): :func:`slice`'s checks, then the axes an ``x[...]``
+    int index dropped, each one that the slice cuts to size 1 (ascending, no repeats)."""
+    node = slice(x, axis, begin_index, end_index, strides, name)
+    if not squeeze_axes:
+        return node
+    squeeze = list(check_ints(squeeze_axes, "squeeze_axes", "slice", 0))
+    axes = node.op_attributes["axis"]
+    if squeeze != sorted(set(squeeze)) or any(a not in axes or node.shape[a] != 1 for a in squeeze):
+        raise ValueError(f"slice: squeeze_axes {squeeze} must list, ascending, sliced axes of size 1 (axes {axes}, "
+                         f"sliced shape {shape_str(node.shape)})")
+    attrs = node.op_attributes
+    return _make_slice(x, axes, attrs["begin_index"], attrs["end_index"], attrs["strides"], squeeze, name)
+
+
+BUILDERS[SLICE.name] = _saved_slice
+
+
 @export(operator="getitem")
 def getitem(x, key) -> Node:
     """``x[key]`` with basic indexing of the static axes: ints, slices with positive steps, ``...``.
@@ -305,7 +323,7 @@ class SpliceOp(Op):
 SPLICE = register_op(SpliceOp())
 
 
-@export
+@export(builds=SPLICE)
 def splice(*inputs, axis: int = -1, name: str = "") -> Node:
     """Concatenate inputs of equal rank along static ``axis`` (CNTK's name for concatenate)."""
     if not inputs:
@@ -331,7 +349,7 @@ class CastOp(Op):
 CAST = register_op(CastOp())
 
 
-@export
+@export(builds=CAST)
 def cast(x, dtype, name: str = "") -> Node:
     """``x`` converted to ``dtype`` (float32 or float64): the explicit way to mix precisions."""
     if dtype is None:
