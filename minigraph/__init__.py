@@ -11,6 +11,8 @@ from .limits import get_memory_limit, set_memory_limit
 from .serialization import load_model, save_model
 from .onnx_export import ExportError, export_onnx
 from .ops import *  # noqa: F403  (every op as mg.NAME, like CNTK)
+from .explain import explain
+from .lint import lint
 from .plot import plot
 from .rng import set_seed
 from .shapes import Dim, InferredDimension
@@ -23,5 +25,5 @@ __all__ = [
     "GraphError", "MinigraphError", "ModelFileError", "RenderError", "ShapeError", "SpecError", "TrainingError",
     "ExportError", "Constant", "Function", "Node", "Parameter", "Variable", "constant", "input_variable",
     "parameter", "load_model", "save_model", "export_onnx", "plot", "set_seed", "Dim", "InferredDimension",
-    "Trainer", "ResourceError", "get_memory_limit", "set_memory_limit", *ops.__all__,
+    "Trainer", "ResourceError", "get_memory_limit", "set_memory_limit", "explain", "lint", *ops.__all__,
 ]

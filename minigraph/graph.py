@@ -259,6 +259,17 @@ class Node:
         from .layers.summary import print_summary
         print_summary(self, **options)
 
+    def explain(self, feed: Mapping | None = None, **options):
+        """How every shape up to this node was derived (:func:`minigraph.explain`: per-axis sizes and pads
+        of convolutions and pooling, one-line rules of other ops; ``bindings``, ``chain``)."""
+        from .explain import explain
+        return explain(self, feed, **options)
+
+    def lint(self, loss=None):
+        """Findings about this network (:func:`minigraph.lint`), e.g. checkerboard-prone kernels."""
+        from .lint import lint
+        return lint(self, loss)
+
     def plot(self, filename=None, **options) -> str:
         """Draw this graph; return its DOT text and, with ``filename``, render it there
         (:func:`minigraph.plot`: ``format``, ``rankdir``, ``show_shapes``, ``show_params``,
