@@ -34,8 +34,8 @@ from .errors import ModelFileError
 from .files import atomic_writer, loads_json
 from .limits import check_memory
 
-__all__ = ["write_archive", "read_archive", "require_array", "library_version", "short_repr", "MAX_ENTRIES", "MAX_MANIFEST_BYTES",
-           "ARRAY_DTYPES"]
+__all__ = ["write_archive", "read_archive", "require_array", "library_version", "short_repr", "MAX_ENTRIES",
+           "MAX_MANIFEST_BYTES", "ARRAY_DTYPES"]
 
 MANIFEST = "manifest.json"
 MAX_ENTRIES = 100_000

@@ -294,7 +294,8 @@ def load_model(path) -> Node:
     if set(manifest) != _MODEL_KEYS:
         raise ModelFileError(f"{where}: a model manifest has the fields {sorted(_MODEL_KEYS)}, got {sorted(manifest)}")
     if not isinstance(manifest["minigraph_version"], str):
-        raise ModelFileError(f"{where}: minigraph_version must be a string, got {_short(manifest['minigraph_version'])}")
+        raise ModelFileError(f"{where}: minigraph_version must be a string, "
+                             f"got {_short(manifest['minigraph_version'])}")
     built = rebuild_graph(manifest, arrays, path)
     root = manifest["root"]
     if type(root) is not int or not 0 <= root < len(built):
