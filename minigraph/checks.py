@@ -33,7 +33,7 @@ def _int_phrase(minimum: int | None, plural: bool = False) -> str:
     return noun if minimum is None else f"{noun} >= {minimum}"
 
 
-def check_int(value, arg: str, label: str, minimum: int | None = None) -> int:
+def check_int(value, arg: str, label: str, *, minimum: int | None = None) -> int:
     """One int (``>= minimum`` when given)."""
     if not is_int(value):
         raise TypeError(f"{label}: {arg} must be {_int_phrase(minimum)}, got {value!r}")
@@ -42,7 +42,8 @@ def check_int(value, arg: str, label: str, minimum: int | None = None) -> int:
     return int(value)
 
 
-def check_ints(values, arg: str, label: str, minimum: int | None = None, optional: bool = False) -> tuple | None:
+def check_ints(values, arg: str, label: str, *, minimum: int | None = None,
+               optional: bool = False) -> tuple | None:
     """An int or a list/tuple of ints (``>= minimum`` when given), as a tuple: ``3`` -> ``(3,)``.
     ``optional``: None is allowed too (and returned)."""
     if values is None and optional:
@@ -55,7 +56,8 @@ def check_ints(values, arg: str, label: str, minimum: int | None = None, optiona
     return tuple(int(v) for v in seq)
 
 
-def check_number(value, arg: str, label: str, minimum: float | None = None, maximum: float | None = None) -> float:
+def check_number(value, arg: str, label: str, *, minimum: float | None = None,
+                 maximum: float | None = None) -> float:
     """One int or float, not NaN, within ``[minimum, maximum]`` (either bound optional; infinities
     are numbers: an infinite time constant is meaningful)."""
     if minimum is not None and maximum is not None:

@@ -3,10 +3,12 @@
     python -m minigraph plot spec.toml -o net.png [--format svg] [--rankdir LR] [--collapse-layers]
     python -m minigraph plot spec.toml              # DOT text on stdout
     python -m minigraph summary spec.toml
+    python -m minigraph data-info DIR              # images per class, sizes, modes, unreadable files
 
 Specs are TOML or JSON files read by :func:`minigraph.layers.from_spec`. Bad input (a missing or
 malformed spec, an unknown format) prints one line ``minigraph <command>: error: ...`` and exits
-with status 2; a picture that cannot be rendered (Graphviz missing) exits with status 1.
+with status 2; a picture that cannot be rendered (Graphviz missing) exits with status 1, and so does
+``data-info`` when some files cannot be read as images.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from .errors import MinigraphError, RenderError
+from .data import EXTENSIONS, folder_info
 from .layers import from_spec, summary
 from .plot import FORMATS, RANKDIRS, plot
 
@@ -33,6 +36,22 @@ def _plot(args: argparse.Namespace) -> int:
 def _summary(args: argparse.Namespace) -> int:
     print(summary(from_spec(args.spec)))
     return 0
+
+
+def _data_info(args: argparse.Namespace) -> int:
+    info = folder_info(args.folder, args.extensions)
+    classes = {k: v for k, v in info["classes"].items() if k != "."}
+    print(f"{info['root']}: {info['files']} image files" + (f" in {len(classes)} class folders" if classes else ""))
+    if classes:
+        width = max(len(k) for k in info["classes"])
+        for name, count in info["classes"].items():
+            print(f"  {name if name != '.' else '(no class folder)':<{width}}  {count}")
+    for what in ("sizes", "modes"):
+        print(f"{what}{' (width x height)' if what == 'sizes' else ''}: "
+              + (", ".join(f"{k}: {n}" for k, n in info[what].items()) or "none"))
+    bad = info["unreadable"]
+    print(f"cannot read: {len(bad)} files" + "".join(f"\n  {path}: {why}" for path, why in bad))
+    return 1 if bad else 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,6 +73,15 @@ def _parser() -> argparse.ArgumentParser:
                             description="Print the layers, output shapes and parameter counts of a spec.")
     s.add_argument("spec", help="network spec (.toml or .json)")
     s.set_defaults(run=_summary)
+
+    d = commands.add_parser("data-info", help="count a folder's images per class, their sizes and modes, and the "
+                                              "files that cannot be read",
+                            description="Decode every image under a folder (class subfolders or flat) and report "
+                                        "counts per class, sizes, Pillow modes and unreadable files (exit 1 if any).")
+    d.add_argument("folder", help="folder of images (one subfolder per class, or flat)")
+    d.add_argument("--extensions", nargs="+", default=list(EXTENSIONS), metavar="EXT",
+                   help=f"file extensions to read (default: {' '.join(EXTENSIONS)})")
+    d.set_defaults(run=_data_info)
     return parser
 
 
@@ -71,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RenderError as exc:
         print(f"minigraph {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    except (MinigraphError, OSError, ValueError) as exc:
+    except (MinigraphError, OSError, ValueError, ImportError) as exc:  # ImportError: an optional extra missing
         message = f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.filename else exc
         print(f"minigraph {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -364,7 +364,7 @@ class Parameter(Node):
         if self._value is None and is_static(self._shape) and self._dtype is not None:
             self._value = _initial_value(self.init, self._shape, self._dtype, self.label)
 
-    def infer(self, shape: tuple, dtype) -> None:
+    def fill_inferred_dims(self, shape: tuple, dtype) -> None:
         """Fill inferred dims (and dtype) from the shape pass; initialise the value."""
         shape = tuple(shape)
         if len(shape) != len(self._shape) or any(o not in (InferredDimension, n) for o, n in zip(self._shape, shape)):
@@ -396,7 +396,8 @@ class Parameter(Node):
     def value(self, new) -> None:
         arr = _numeric_array(new, f"{self.label}: value")
         if not is_static(self._shape):
-            self.infer(arr.shape, self._dtype or (arr.dtype if arr.dtype in (np.float32, np.float64) else np.float32))
+            fallback = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float32
+            self.fill_inferred_dims(arr.shape, self._dtype or fallback)
         if arr.shape != self._shape:
             raise ShapeError(f"{self.label}: cannot assign a value of shape {arr.shape}; "
                              f"expected {shape_str(self._shape)}")
@@ -504,7 +505,7 @@ class Function(Node):
             if not isinstance(target, Parameter):
                 raise ShapeError(f"{self.label}: input {slot} ({target.label}) has shape {shape_str(target.shape)}; "
                                  f"expected {shape_str(shape)}")
-            target.infer(shape, dtype)
+            target.fill_inferred_dims(shape, dtype)
         self._shape = tuple(result.shape)
         self._dtype = np.dtype(result.dtype) if result.dtype is not None else dtype
         self.resolved = dict(result.attrs)

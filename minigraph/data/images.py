@@ -280,7 +280,7 @@ def folder_info(root, extensions: Sequence[str] = EXTENSIONS) -> dict:
     ({subfolder: image count}; ``"."`` for images directly in ``root``), ``sizes`` ({"WxH": count}),
     ``modes`` ({Pillow mode: count}) and ``unreadable`` ([(path, reason)])."""
     _pillow()
-    label = "data-info"
+    label = "folder_info"
     root = check_folder(root, label)
     exts = check_extensions(extensions, label)
     groups = {".": image_files(root, exts, recursive=False)}

@@ -32,10 +32,10 @@ class _ConvolutionLayer(Layer):
 
     transposed = False
 
-    def _configure(self, filter_shape, num_filters, activation, init, pad, strides, sharing, bias, init_bias,
-                   reduction_rank, dilation, groups, max_temp_mem_size_in_samples) -> None:
+    def _configure(self, filter_shape, num_filters, *, activation, init, pad, strides, sharing, bias, init_bias,
+                   reduction_rank, dilation=1, groups=1, max_temp_mem_size_in_samples) -> None:
         label = self.label
-        kernel = check_ints(filter_shape, "filter_shape", label, 1)
+        kernel = check_ints(filter_shape, "filter_shape", label, minimum=1)
         if self.fixed_rank is not None:
             if len(kernel) == 1:
                 kernel = kernel * self.fixed_rank
@@ -46,7 +46,7 @@ class _ConvolutionLayer(Layer):
         if num_filters is None or (isinstance(num_filters, (list, tuple)) and not num_filters):  # [] in specs
             self.num_filters: tuple[int, ...] = ()
         else:
-            self.num_filters = check_ints(num_filters, "num_filters", label, 1)
+            self.num_filters = check_ints(num_filters, "num_filters", label, minimum=1)
             if len(self.num_filters) != 1:
                 raise ValueError(f"{label}: num_filters={num_filters!r} must be an int (the output depth), or None/() "
                                  f"for no output depth axis")
@@ -61,9 +61,9 @@ class _ConvolutionLayer(Layer):
             raise ValueError(f"{label}: reduction_rank must be 1 (the input has a depth axis) or 0 (it has none), "
                              f"got {reduction_rank!r}")
         self.reduction_rank = reduction_rank
-        self.groups = check_int(groups, "groups", label, 1)
+        self.groups = check_int(groups, "groups", label, minimum=1)
         self.max_temp_mem_size_in_samples = check_int(max_temp_mem_size_in_samples, "max_temp_mem_size_in_samples",
-                                                      label, 0)
+                                                      label, minimum=0)
         self.has_bias = check_bool(bias, "bias", label)
         init = check_init(init, "init", label)
         if isinstance(init, Initializer):
@@ -87,7 +87,7 @@ class _ConvolutionLayer(Layer):
         if self.num_filters:
             return W
         if W.shape[0] == InferredDimension:  # fill the input depth here: the op only sees a reshape of W
-            W.infer((x.shape[0], *W.shape[1:]), x.dtype)
+            W.fill_inferred_dims((x.shape[0], *W.shape[1:]), x.dtype)
         return ops.reshape(W, self._op_kernel_shape(W.shape))
 
     def _check_rank(self, x) -> None:
@@ -128,8 +128,9 @@ class Convolution(_ConvolutionLayer):
                  strides=1, sharing=True, bias=True, init_bias=0, reduction_rank=1, dilation=1, groups=1,
                  max_temp_mem_size_in_samples=0, name: str = ""):
         super().__init__(name)
-        self._configure(filter_shape, num_filters, activation, init, pad, strides, sharing, bias, init_bias,
-                        reduction_rank, dilation, groups, max_temp_mem_size_in_samples)
+        self._configure(filter_shape, num_filters, activation=activation, init=init, pad=pad, strides=strides,
+                        sharing=sharing, bias=bias, init_bias=init_bias, reduction_rank=reduction_rank,
+                        dilation=dilation, groups=groups, max_temp_mem_size_in_samples=max_temp_mem_size_in_samples)
 
     def apply(self, x):
         self._check_rank(x)
@@ -163,11 +164,12 @@ class ConvolutionTranspose(_ConvolutionLayer):
                  strides=1, sharing=True, bias=True, init_bias=0, output_shape=None, max_temp_mem_size_in_samples=0,
                  reduction_rank=1, name: str = ""):
         super().__init__(name)
-        self._configure(filter_shape, num_filters, activation, init, pad, strides, sharing, bias, init_bias,
-                        reduction_rank, 1, 1, max_temp_mem_size_in_samples)
+        self._configure(filter_shape, num_filters, activation=activation, init=init, pad=pad, strides=strides,
+                        sharing=sharing, bias=bias, init_bias=init_bias, reduction_rank=reduction_rank,
+                        max_temp_mem_size_in_samples=max_temp_mem_size_in_samples)
         if output_shape is not None:
             output_shape = check_ints(per_axis(output_shape, "output_shape", self.filter_shape, self.label),
-                                      "output_shape", self.label, 1)
+                                      "output_shape", self.label, minimum=1)
         self.output_shape = output_shape
 
     def apply(self, x):

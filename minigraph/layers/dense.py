@@ -29,12 +29,12 @@ class Dense(Layer):
                  bias=True, init_bias=0, name: str = ""):
         super().__init__(name)
         label = self.label
-        self.output_shape = check_ints(shape, "shape", label, 1)
+        self.output_shape = check_ints(shape, "shape", label, minimum=1)
         self.activation = activation_function(activation, label)
         if input_rank is not None and map_rank is not None:
             raise ValueError(f"{label}: give input_rank or map_rank, not both")
-        self.input_rank = None if input_rank is None else check_int(input_rank, "input_rank", label, 0)
-        self.map_rank = None if map_rank is None else check_int(map_rank, "map_rank", label, 0)
+        self.input_rank = None if input_rank is None else check_int(input_rank, "input_rank", label, minimum=0)
+        self.map_rank = None if map_rank is None else check_int(map_rank, "map_rank", label, minimum=0)
         self.init = check_init(init, "init", label)
         if isinstance(self.init, Initializer):
             self.init = self.init.with_layout("dense", output_rank=len(self.output_shape))

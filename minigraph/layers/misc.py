@@ -23,7 +23,7 @@ class Dropout(Layer):
         if (dropout_rate is None) == (keep_prob is None):
             raise ValueError(f"{self.label}: give exactly one of dropout_rate and keep_prob")
         value, arg = (dropout_rate, "dropout_rate") if keep_prob is None else (keep_prob, "keep_prob")
-        value = check_number(value, arg, self.label, 0, 1)
+        value = check_number(value, arg, self.label, minimum=0, maximum=1)
         self.dropout_rate = value if keep_prob is None else 1 - value
         if self.dropout_rate >= 1:
             raise ValueError(f"{self.label}: dropping everything (dropout_rate 1 / keep_prob 0) leaves no signal")

@@ -40,9 +40,9 @@ class BatchNormalization(Layer):
         self.spatial = map_rank == 1
         self.init_scale = check_init(init_scale, "init_scale", label)
         self.normalization_time_constant = check_number(normalization_time_constant, "normalization_time_constant",
-                                                        label, 0)
-        self.momentum = None if momentum is None else check_number(momentum, "momentum", label, 0, 1)
-        self.epsilon = check_number(epsilon, "epsilon", label, 0)
+                                                        label, minimum=0)
+        self.momentum = None if momentum is None else check_number(momentum, "momentum", label, minimum=0, maximum=1)
+        self.epsilon = check_number(epsilon, "epsilon", label, minimum=0)
         self.unbiased_running_variance = check_bool(unbiased_running_variance, "unbiased_running_variance", label)
         why = "it is created on the first call, when the input's shape is known"
         self._pending.update(dict.fromkeys(("scale", "bias", "running_mean", "running_var"), why))
@@ -95,7 +95,7 @@ class LayerNormalization(Layer):
     def __init__(self, initial_scale=1, initial_bias=0, epsilon=1e-5, name: str = ""):
         super().__init__(name)
         label = self.label
-        self.epsilon = check_number(epsilon, "epsilon", label, 0)
+        self.epsilon = check_number(epsilon, "epsilon", label, minimum=0)
         self.weight("scale", (), check_init(initial_scale, "initial_scale", label), "initial_scale")
         self.weight("bias", (), check_init(initial_bias, "initial_bias", label), "initial_bias")
 

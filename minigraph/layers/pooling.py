@@ -13,7 +13,7 @@ class _PoolingLayer(Layer):
     def __init__(self, filter_shape, strides=1, pad=False, name: str = ""):
         super().__init__(name)
         label = self.label
-        self.filter_shape = check_ints(filter_shape, "filter_shape", label, 1)
+        self.filter_shape = check_ints(filter_shape, "filter_shape", label, minimum=1)
         self.strides = per_axis_ints(strides, "strides", self.filter_shape, label)
         self.pad = per_axis_pads(pad, self.filter_shape, label)
 

@@ -194,12 +194,12 @@ CONVOLUTION_TRANSPOSE = register_op(ConvolutionTransposeOp())
 
 # argument checks ---------------------------------------------------------------------------------
 def _check_options(attrs, label) -> int:
-    groups = check_int(attrs["groups"], "groups", label, 1)
+    groups = check_int(attrs["groups"], "groups", label, minimum=1)
     sharing = attrs["sharing"]
     if not all(v is True for v in (sharing if isinstance(sharing, tuple) else (sharing,))):
         raise ValueError(f"{label}: sharing={sharing!r}: unshared weights (sharing=False) are not supported; "
                          f"use sharing=True")
-    check_int(attrs["max_temp_mem_size_in_samples"], "max_temp_mem_size_in_samples", label, 0)  # 0: whole batch
+    check_int(attrs["max_temp_mem_size_in_samples"], "max_temp_mem_size_in_samples", label, minimum=0)  # 0: whole batch
     return groups
 
 

@@ -24,9 +24,9 @@ def _sigmoid(x):
 class Unary(Op):
     """``y = f(x)``; ``dy/dx = df(x, y)`` elementwise."""
 
-    def __init__(self, name: str, f: Callable, df: Callable, uses_x: bool = True, uses_y: bool = False):
+    def __init__(self, name: str, f: Callable, df: Callable, saves_inputs: bool = True, saves_output: bool = False):
         self.name, self.f, self.df = name, f, df
-        self.saves_inputs, self.saves_output = uses_x, uses_y
+        self.saves_inputs, self.saves_output = saves_inputs, saves_output
 
     def infer(self, in_shapes, in_dtypes, attrs, label):
         return Inferred(tuple(in_shapes[0]))
@@ -39,16 +39,16 @@ class Unary(Op):
 
 
 UNARY = {
-    "negate": Unary("Negate", lambda x: -x, lambda x, y: -1.0, uses_x=False),
+    "negate": Unary("Negate", lambda x: -x, lambda x, y: -1.0, saves_inputs=False),
     "relu": Unary("ReLU", lambda x: np.maximum(x, 0), lambda x, y: (x > 0).astype(x.dtype)),
     "leaky_relu": Unary("LeakyReLU", lambda x, alpha: np.where(x > 0, x, x * x.dtype.type(alpha)),
                         lambda x, y, alpha: np.where(x > 0, 1.0, alpha).astype(x.dtype)),
-    "sigmoid": Unary("Sigmoid", _sigmoid, lambda x, y: y * (1 - y), uses_x=False, uses_y=True),
-    "tanh": Unary("Tanh", np.tanh, lambda x, y: 1 - y * y, uses_x=False, uses_y=True),
+    "sigmoid": Unary("Sigmoid", _sigmoid, lambda x, y: y * (1 - y), saves_inputs=False, saves_output=True),
+    "tanh": Unary("Tanh", np.tanh, lambda x, y: 1 - y * y, saves_inputs=False, saves_output=True),
     "softplus": Unary("Softplus", lambda x: np.logaddexp(x.dtype.type(0), x), lambda x, y: _sigmoid(x)),
-    "exp": Unary("Exp", np.exp, lambda x, y: y, uses_x=False, uses_y=True),
+    "exp": Unary("Exp", np.exp, lambda x, y: y, saves_inputs=False, saves_output=True),
     "log": Unary("Log", np.log, lambda x, y: 1 / x),
-    "sqrt": Unary("Sqrt", np.sqrt, lambda x, y: 0.5 / y, uses_x=False, uses_y=True),
+    "sqrt": Unary("Sqrt", np.sqrt, lambda x, y: 0.5 / y, saves_inputs=False, saves_output=True),
     "square": Unary("Square", np.square, lambda x, y: 2 * x),
     "abs": Unary("Abs", np.abs, lambda x, y: np.sign(x)),
     "clip": Unary("Clip", lambda x, min_value, max_value: np.clip(x, min_value, max_value),
@@ -136,10 +136,10 @@ class Binary(Op):
     ``(a, b, y, g) -> gradient`` at the output's shape. Only the gradients the backward pass needs are
     computed."""
 
-    def __init__(self, name: str, f: Callable, grads: tuple[Callable, Callable], uses_x: bool = True,
-                 uses_y: bool = False):
+    def __init__(self, name: str, f: Callable, grads: tuple[Callable, Callable], saves_inputs: bool = True,
+                 saves_output: bool = False):
         self.name, self.f, self.grads = name, f, grads
-        self.saves_inputs, self.saves_output = uses_x, uses_y
+        self.saves_inputs, self.saves_output = saves_inputs, saves_output
 
     def infer(self, in_shapes, in_dtypes, attrs, label):
         return Inferred(broadcast_rule(in_shapes, label))
@@ -157,8 +157,8 @@ class Binary(Op):
 
 
 BINARY = {
-    "plus": Binary("Plus", np.add, (lambda a, b, y, g: g, lambda a, b, y, g: g), uses_x=False),
-    "minus": Binary("Minus", np.subtract, (lambda a, b, y, g: g, lambda a, b, y, g: -g), uses_x=False),
+    "plus": Binary("Plus", np.add, (lambda a, b, y, g: g, lambda a, b, y, g: g), saves_inputs=False),
+    "minus": Binary("Minus", np.subtract, (lambda a, b, y, g: g, lambda a, b, y, g: -g), saves_inputs=False),
     "element_times": Binary("ElementTimes", np.multiply, (lambda a, b, y, g: g * b, lambda a, b, y, g: g * a)),
     "element_divide": Binary("ElementDivide", np.divide,
                              (lambda a, b, y, g: g / b, lambda a, b, y, g: -g * a / (b * b))),

@@ -114,7 +114,7 @@ def times(left, right, output_rank: int = 1, infer_input_rank_to_map: int = -1, 
     operand. ``infer_input_rank_to_map`` exists for CNTK signature compatibility: only the default
     -1 is supported. ``x @ w`` is ``times(x, w)``.
     """
-    output_rank = check_int(output_rank, "output_rank", "times", 0)
+    output_rank = check_int(output_rank, "output_rank", "times", minimum=0)
     if infer_input_rank_to_map != -1:
         raise ValueError(f"times: infer_input_rank_to_map={infer_input_rank_to_map!r} is not supported; "
                          f"leave it at -1 and give right its full shape (use InferredDimension for inferred sizes)")

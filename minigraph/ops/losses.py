@@ -146,5 +146,5 @@ def classification_error(output_vector, target_vector, axis: int = -1, topN: int
     highest scores of ``output_vector``, else 0; averaged over any other axes. A metric: no gradient.
     Ties count in the target's favour."""
     attrs = {"axis": check_int(axis, "axis", "classification_error"),
-             "topN": check_int(topN, "topN", "classification_error", 1)}
+             "topN": check_int(topN, "topN", "classification_error", minimum=1)}
     return make(LOSSES["classification_error"], [output_vector, target_vector], attrs, name)

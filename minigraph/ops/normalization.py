@@ -146,9 +146,9 @@ def batch_normalization(operand, scale, bias, running_mean, running_var, spatial
     """
     fn = "batch_normalization"
     spatial = check_bool(spatial, "spatial", fn)
-    tc = check_number(normalization_time_constant, "normalization_time_constant", fn, 0)
-    m = None if momentum is None else check_number(momentum, "momentum", fn, 0, 1)
-    eps = check_number(epsilon, "epsilon", fn, 0)
+    tc = check_number(normalization_time_constant, "normalization_time_constant", fn, minimum=0)
+    m = None if momentum is None else check_number(momentum, "momentum", fn, minimum=0, maximum=1)
+    eps = check_number(epsilon, "epsilon", fn, minimum=0)
     unbiased = check_bool(unbiased_running_variance, "unbiased_running_variance", fn)
     for what, node in (("running_mean", running_mean), ("running_var", running_var)):
         if not isinstance(node, Constant):
@@ -206,5 +206,5 @@ LAYER_NORM = register_op(LayerNormOp())
 def layer_normalization(operand, scale, bias, epsilon: float = 1e-5, name: str = ""):
     """``scale * (x - mean) / sqrt(var + epsilon) + bias`` with mean and variance over all static axes
     of each sample. ``scale``/``bias`` broadcast against the operand (``()`` for one value each)."""
-    eps = check_number(epsilon, "epsilon", "layer_normalization", 0)
+    eps = check_number(epsilon, "epsilon", "layer_normalization", minimum=0)
     return make(LAYER_NORM, [operand, scale, bias], {"epsilon": eps}, name)

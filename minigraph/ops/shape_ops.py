@@ -224,7 +224,7 @@ def _saved_slice(x, axis, begin_index, end_index, strides, squeeze_axes=(), name
     node = slice(x, axis, begin_index, end_index, strides, name)
     if not squeeze_axes:
         return node
-    squeeze = list(check_ints(squeeze_axes, "squeeze_axes", "slice", 0))
+    squeeze = list(check_ints(squeeze_axes, "squeeze_axes", "slice", minimum=0))
     axes = node.op_attributes["axis"]
     if squeeze != sorted(set(squeeze)) or any(a not in axes or node.shape[a] != 1 for a in squeeze):
         raise ValueError(f"slice: squeeze_axes {squeeze} must list, ascending, sliced axes of size 1 (axes {axes}, "
