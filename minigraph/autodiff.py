@@ -17,7 +17,7 @@ from typing import Mapping
 import networkx as nx
 import numpy as np
 
-from .errors import GraphError, ShapeError
+from .errors import GraphError, ResourceError, ShapeError
 from .graph import Constant, Function, Node, Parameter, Variable
 from .shapes import shape_str
 from .shape_inference import bind, bind_feed, feed_arrays, settle_dtypes
@@ -191,8 +191,9 @@ def compile_program(root: Node, arrays: dict, extra: tuple = (), given: Mapping 
     return program
 
 
-def _cut_arguments(root: Node, extra: tuple, given: dict) -> list:
-    """The variables a run with ``given`` values needs fed (cached on the root per set of given nodes)."""
+def needed_arguments(root: Node, extra: tuple = (), given=()) -> list:
+    """The variables a run of ``root`` (and ``extra``) with values for the ``given`` nodes needs fed,
+    in creation order (cached on the root per set of given nodes)."""
     key = ("arguments", tuple(e.uid for e in extra), tuple(sorted(n.uid for n in given)))
     arguments = root.program_cache.get(key)
     if arguments is None:
@@ -226,7 +227,7 @@ def forward(root: Node, feed: Mapping, keep=(), training: bool = False, seed: in
     given = check_given((root, *extra), given)
     arguments = None
     if given:
-        arguments = _cut_arguments(root, extra, given)
+        arguments = needed_arguments(root, extra, given)
     elif extra:
         arguments = sorted({v for n in (root, *extra) for v in n.arguments}, key=lambda v: v.uid)
     arrays = feed_arrays(root, feed, arguments)
@@ -241,7 +242,14 @@ def forward(root: Node, feed: Mapping, keep=(), training: bool = False, seed: in
         values[i] = _leaf_value(node, arrays, given)
     residuals = {}
     for step in program.steps:
-        y, residual = step.op.forward(step, [values[s] for s in step.slots], ctx)
+        try:
+            y, residual = step.op.forward(step, [values[s] for s in step.slots], ctx)
+        except MemoryError as exc:  # numpy could not allocate: name the node (a limit fails before: set_memory_limit)
+            if isinstance(exc, ResourceError):
+                raise
+            raise ResourceError(f"{step.label}: not enough memory to compute it (output shape "
+                                f"{(program.batch, *step.out_shape)}: {exc}); use a smaller batch or input, or set "
+                                f"mg.set_memory_limit to fail before allocating") from None
         values[step.index] = y
         if for_backward and residual is not None:
             residuals[step.index] = residual

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import GraphError, ShapeError
 from .graph import Function, Node, Parameter, Variable
-from .shapes import Dim, shape_str, subs_shape
+from .shapes import Dim, names_of, shape_str, subs_shape
 
 
 def settle_dtypes(order: list) -> None:
@@ -128,7 +128,10 @@ def bind(order: list, bindings: Mapping[str, int], batch: int, given=()) -> Boun
             continue
         in_shapes = [shapes[x] for x in node.inputs_direct]
         rule_attrs = {**node.op_attributes, "bindings": dict(bindings)} if node.op.uses_bindings else node.op_attributes
-        result = node.op.infer(in_shapes, [x.dtype for x in node.inputs_direct], rule_attrs, node.label)
+        try:
+            result = node.op.infer(in_shapes, [x.dtype for x in node.inputs_direct], rule_attrs, node.label)
+        except ShapeError as exc:
+            raise _bound_failure(node, bindings, exc) from None
         expected = subs_shape(node.shape, bindings)
         if tuple(result.shape) != tuple(expected):
             raise ShapeError(f"{node.label}: with {_show(bindings)} the output shape is {shape_str(result.shape)}, "
@@ -136,6 +139,44 @@ def bind(order: list, bindings: Mapping[str, int], batch: int, given=()) -> Boun
         shapes[node] = tuple(result.shape)
         attrs[node] = {**node.op_attributes, **result.attrs}
     return Bound(dict(bindings), shapes, attrs, batch)
+
+
+def _bound_failure(node: Function, bindings: Mapping[str, int], exc: ShapeError) -> ShapeError:
+    """A shape rule rejected the bound sizes of a node built on symbolic ones: the rule's message, and
+    the condition the graph puts on its names (``H >= 3``) when an output size became non-positive."""
+    names = names_of(node.shape).union(*(names_of(x.shape) for x in node.inputs_direct))
+    if not names:
+        return exc
+    conditions = []
+    for d in node.shape:
+        value = d.subs(bindings) if isinstance(d, Dim) else None
+        if isinstance(value, int) and value < 1:
+            conditions.append(_condition(d, bindings))
+    bound = _show({k: bindings[k] for k in sorted(names) if k in bindings})
+    built = f"built on symbolic {', '.join(sorted(names))}, output {shape_str(node.shape)}"
+    needs = f"; the graph needs {' and '.join(conditions)}" if conditions else ""
+    return ShapeError(f"{exc}\n  With {bound} ({built}){needs}")
+
+
+def _condition(d: Dim, bindings: Mapping[str, int]) -> str:
+    """``"H >= 3"`` for a size ``d`` over one name (the smallest value making ``d >= 1``, sizes grow
+    with their names), else ``"2*H - W >= 1"``."""
+    if len(d.names) != 1:
+        return f"{d} >= 1"
+    name = d.names[0]
+
+    def valid(value: int) -> bool:
+        return d.subs({name: value}) >= 1
+
+    low, high = bindings.get(name, 1), max(bindings.get(name, 1), 1) * 2
+    while not valid(high):
+        if high > 2 ** 62:
+            return f"{d} >= 1"
+        low, high = high, high * 2
+    while high - low > 1:  # low invalid, high valid
+        mid = (low + high) // 2
+        low, high = (low, mid) if valid(mid) else (mid, high)
+    return f"{name} >= {high} (size {d} >= 1)"
 
 
 def _show(bindings: Mapping[str, int]) -> str:

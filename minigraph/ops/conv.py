@@ -167,10 +167,10 @@ class ConvolutionTransposeOp(_ConvolutionOp):
         out, lower, upper, invalid = [], [], [], []
         for axis, ((n, k, s, d, mode), want) in enumerate(zip(geometry, requested)):
             first, last = geo.transpose_sizes(n, k, s, d, mode)
-            if is_known(first) and (last < 1 or want is not None and not first <= want <= last):
+            size, lo, hi = geo.transpose_axis(n, k, s, d, mode, want)
+            if is_known(first) and not max(first, 1) <= size <= last:  # symbolic: checked once bound
                 invalid.append((axis, first, last))
                 continue
-            size, lo, hi = geo.transpose_axis(n, k, s, d, mode, want)
             out.append(size), lower.append(lo), upper.append(hi)
         if invalid:
             raise ShapeError(_output_shape_message(label, attrs["output_shape"], requested, geometry, invalid))
@@ -241,7 +241,8 @@ def _mode_text(mode) -> str:
 
 
 def _output_shape_message(label, output_shape, requested, geometry, invalid) -> str:
-    """Which axes are invalid, with their geometry and valid sizes, and a shape that would work."""
+    """Which axes are invalid, with their geometry and valid sizes (as a range: strides may be huge),
+    and a shape that would work."""
     axes = ", ".join(str(axis) for axis, _, _ in invalid)
     if output_shape is None:
         lines = [f"{label}: the output size is not positive on spatial axis {axes}."]
@@ -250,20 +251,29 @@ def _output_shape_message(label, output_shape, requested, geometry, invalid) -> 
     fixed = list(requested)
     for axis, first, last in invalid:
         n, k, s, d, mode = geometry[axis]
-        _, lo, hi = geo.transpose_axis(n, k, s, d, mode, None if mode in geo.SAME_MODES else first)
-        valid = list(range(max(first, 1), last + 1))
-        sizes = ", ".join(map(str, valid)) if valid else "none (the pads are too large for this input)"
+        low = max(first, 1)
+        _, lo, hi = geo.transpose_axis(n, k, s, d, mode)  # the pads at the default size
         lines.append(f"  {_mode_text(mode)}: input {n}, filter {k}, strides {s}, pads {_pair(lo, hi)}, dilation {d} "
-                     f"-> valid output sizes on axis {axis}: {sizes}")
-        want = fixed[axis]
-        fixed[axis] = min(valid, key=lambda v: (abs(v - want), v)) if valid and want is not None else None
-    if output_shape is not None and None not in fixed:
-        default = tuple(geo.transpose_axis(*g)[0] for g in geometry)
-        left_out = f"or leave it out to get {default}" if all(map(is_known, default)) else "or leave it out"
-        lines.append(f"  Hint: pass output_shape={tuple(fixed)}, {left_out}.")
-    else:
+                     f"-> valid output sizes on axis {axis}: {_sizes_text(low, last)}")
+        want = low if fixed[axis] is None else fixed[axis]
+        fixed[axis] = min(max(want, low), last) if low <= last else None
+    if None in fixed:
         lines.append("  Hint: use smaller pads or a larger input.")
+    else:
+        default = tuple(geo.transpose_axis(*g)[0] for g in geometry)  # first (or SAME's last): valid when >= 1
+        valid_default = all(is_known(v) and v >= 1 for v in default)
+        left_out = f", or leave it out to get {default}" if output_shape is not None and valid_default else ""
+        lines.append(f"  Hint: pass output_shape={tuple(fixed)}{left_out}.")
     return "\n".join(lines)
+
+
+def _sizes_text(low: int, last: int) -> str:
+    """``"7, 8"``, ``"7 to 1000006"`` (a range when there are many), or none."""
+    if low > last:
+        return "none (the pads are too large for this input)"
+    if last - low < 8:
+        return ", ".join(map(str, range(low, last + 1)))
+    return f"{low} to {last}"
 
 
 # public functions --------------------------------------------------------------------------------

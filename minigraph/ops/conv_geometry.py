@@ -139,14 +139,16 @@ def transpose_axis(small: DimLike, k: int, s: int, d: int, mode: PadMode,
     """Transposed convolution output length and pads on one axis: ``(big, lo, hi)``.
 
     ``big`` is the requested output length (checked by the caller against :func:`transpose_sizes`);
-    ``None`` takes the smallest valid positive one (CNTK), except SAME which gives ``small * s``. Rows beyond the
-    smallest size go at the end: with explicit pads ``hi = (small - 1) * s + keff - lo - big``
-    (negative means zero extension).
+    ``None`` takes the smallest valid one, ``first`` (CNTK's ``N0``), except SAME which gives
+    ``small * s``. The same formula serves ints and symbolic sizes, so a graph built on ``H`` gives,
+    once ``H`` is bound, exactly what the graph built on the bound int gives; the caller checks
+    ``big >= 1``. Rows beyond the smallest size go at the end: with explicit pads
+    ``hi = (small - 1) * s + keff - lo - big`` (negative means zero extension).
     """
     keff = effective_kernel(k, d)
-    first, last = transpose_sizes(small, k, s, d, mode)
     if big is None:
-        big = last if mode in SAME_MODES else max(first, 1) if is_known(first) else first
+        first, last = transpose_sizes(small, k, s, d, mode)
+        big = last if mode in SAME_MODES else first
     if mode is True:
         return (big, *centered_pads(big, small, keff, s))
     if mode in SAME_MODES:

@@ -70,6 +70,9 @@ class Plan:
         self.gather_phases = {phase: (ALL, *(slice(r, None, s) for r, s in zip(phase, geom.strides)))
                               for phase in sorted({phase for phase, *_ in self.gather})}
         per_axis = [_axis_phases(N, n, k, s, d, lo) for (N, n, s, d, lo), k in zip(axes, geom.kernel)]
+        # phases no tap reaches (strides beyond the kernel) are zeros: the output is cleared once
+        # instead, so the plan's size follows the kernel, never the stride
+        self.zero_first = any(len(phases) < min(s, N) for phases, (N, _, s, _, _) in zip(per_axis, axes))
         self.phases = []
         for combo in itertools.product(*per_axis):
             target = (ALL, *(slice(r, None, s) for (r, _, _), s in zip(combo, geom.strides)))
@@ -111,13 +114,14 @@ def _tap_gather(tap: tuple, axes: list) -> tuple:
 
 
 def _axis_phases(N: int, n: int, k: int, s: int, d: int, lo: int) -> list:
-    """For each output phase ``r`` on one axis: ``(r, count, [(tap, buffer slice, input slice)])``.
+    """For each output phase ``r`` on one axis that some tap reaches: ``(r, count, [(tap, buffer slice,
+    input slice)])`` (at most ``k`` phases, whatever the stride).
 
     Output ``o = q*s + r`` receives tap ``t`` from input ``i = q - shift`` when
     ``t*d - lo - r = shift*s``.
     """
     phases = []
-    for r in range(min(s, N)):
+    for r in sorted({(t * d - lo) % s for t in range(k)} & set(range(min(s, N)))):
         count = (N - r + s - 1) // s
         taps = []
         for t in range(k):
@@ -127,7 +131,8 @@ def _axis_phases(N: int, n: int, k: int, s: int, d: int, lo: int) -> list:
             q0, q1 = max(0, shift), min(count, n + shift)
             if q0 < q1:
                 taps.append((t, slice(q0, q1), slice(q0 - shift, q1 - shift)))
-        phases.append((r, count, taps))
+        if taps:
+            phases.append((r, count, taps))
     return phases
 
 
@@ -142,7 +147,8 @@ def batch_first(a: np.ndarray) -> np.ndarray:
 
 
 def _chunks(batch: int, chunk: int) -> list:
-    step = chunk if 0 < chunk < batch else batch
+    """``[(b0, b1), ...]`` covering the batch ``chunk`` samples at a time (0: all); none for an empty batch."""
+    step = chunk if 0 < chunk < batch else max(batch, 1)
     return [(b, min(b + step, batch)) for b in range(0, batch, step)]
 
 
@@ -172,6 +178,8 @@ def _col2im(cols: np.ndarray, out: np.ndarray, plan: Plan) -> None:
     Without strides the single phase is ``out`` itself and needs no buffer."""
     c, b = cols.shape[0], cols.shape[-1]
     flat = np.empty(c * b * plan.buffer_size, cols.dtype) if plan.strided else None
+    if plan.zero_first:
+        out.fill(0)
     for target, shape, size, needs_zero, taps in plan.phases:
         buf = flat[:c * b * size].reshape(c, *shape, b) if plan.strided else out
         if needs_zero:

@@ -51,10 +51,14 @@ def test_explicit_extra_rows_go_to_the_end():
     assert geo.transpose_axis(4, 3, 3, 1, (1, 1), 12) == (12, 1, -1)
 
 
-def test_default_size_is_the_smallest_positive_valid_one():
-    # n 1, K 1, s 2, pads (0, 1): N0 = 0 is not a size; 1 is valid and the default
+def test_default_size_is_n0_even_when_not_positive():
+    # n 1, K 1, s 2, pads (0, 1): N0 = 0 is the default (CNTK, PyTorch) and the op rejects it; 1 must be asked
+    # for. One formula for ints and symbolic sizes: a graph built on H gives, bound, what the int gives.
     assert geo.transpose_sizes(1, 1, 2, 1, (0, 1)) == (0, 1)
-    assert geo.transpose_axis(1, 1, 2, 1, (0, 1)) == (1, 0, 0)
+    assert geo.transpose_axis(1, 1, 2, 1, (0, 1)) == (0, 0, 1)
+    assert geo.transpose_axis(1, 1, 2, 1, (0, 1), 1) == (1, 0, 0)
+    h = dim("H")
+    assert geo.transpose_axis(h, 1, 2, 1, (0, 1))[0] == 2 * h - 2
 
 
 def test_dilation_enters_through_effective_kernel():

@@ -222,8 +222,8 @@ def geometries(draw):
                 for k in ("lower_pad", "upper_pad")}
     case = Case(small, kernel, strides, dilation, draw(st.integers(1, 2)), pads, draw(st.booleans()),
                 draw(st.integers(1, 3)))
-    sizes = [geo.transpose_sizes(*a) for a in zip(small, kernel, strides, dilation, case.modes())]
-    if min(last for _, last in sizes) < 1:  # pads larger than the input: no valid output (tested in test_conv)
+    defaults = [geo.transpose_axis(*a)[0] for a in zip(small, kernel, strides, dilation, case.modes())]
+    if min(defaults) < 1:  # pads larger than the input: no positive default size (tested in test_conv)
         case.pads = {"auto_padding": True}
     return case
 
