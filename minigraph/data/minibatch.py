@@ -39,9 +39,9 @@ class MinibatchSource:
         cannot be read, naming it) is raised by :meth:`next_minibatch`. The thread stops on
         :meth:`close`, at the end of a ``with`` block, or when the source is garbage-collected.
     num_data_partitions, partition_index: this process's share of every minibatch in a
-        distributed run: contiguous rows ``[i * n // P, (i + 1) * n // P)`` of the minibatch of
-        ``n`` samples, so the shares are disjoint and, concatenated in partition order, are the
-        single-process minibatch. Every process must use the same seed.
+        distributed run: ``np.array_split(minibatch_rows, P)[i]`` (contiguous rows, the first
+        ``n % P`` shares one longer), so the shares are disjoint and, concatenated in partition
+        order, are the single-process minibatch. Every process must use the same seed.
 
     Position: :attr:`epoch` (sweeps completed: the epoch of the next minibatch),
     :attr:`samples_seen` (samples this partition has delivered), :attr:`iteration` (minibatches

@@ -38,9 +38,12 @@ def epoch_order(num_samples: int, seed: int, epoch: int, shuffle: bool) -> np.nd
 
 
 def partition_share(size: int, partitions: int, index: int) -> slice:
-    """Rows of a minibatch of ``size`` for partition ``index``: contiguous, in partition order,
-    sizes differing by at most one, so the shares concatenated are the whole minibatch."""
-    return slice(index * size // partitions, (index + 1) * size // partitions)
+    """Rows of a minibatch of ``size`` for partition ``index``: contiguous, in partition order, the
+    first ``size % partitions`` shares one row longer (``np.array_split``'s split, which
+    ``Trainer.fit`` uses for arrays), so the shares concatenated are the whole minibatch."""
+    rows, longer = divmod(size, partitions)
+    start = index * rows + min(index, longer)
+    return slice(start, start + rows + (index < longer))
 
 
 class Schedule:

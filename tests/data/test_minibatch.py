@@ -9,6 +9,7 @@ import pytest
 
 import minigraph as mg
 from minigraph.data import ArraySource, MinibatchSource
+from minigraph.data.schedule import partition_share
 
 N = 23
 
@@ -258,3 +259,11 @@ def test_load_state_dict_rejects_bad_counters():
     for key, value in (("offset", -1), ("epoch", 1.5), ("offset", N + 1)):
         with pytest.raises(mg.DataError):
             mb.load_state_dict({**mb.state_dict(), key: value})
+
+
+def test_partition_shares_are_numpys_array_split():
+    for size in range(3, 12):
+        for partitions in range(1, 4):
+            want = np.array_split(np.arange(size), partitions)
+            got = [np.arange(size)[partition_share(size, partitions, i)] for i in range(partitions)]
+            assert [g.tolist() for g in got] == [w.tolist() for w in want]
