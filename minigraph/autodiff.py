@@ -17,6 +17,7 @@ from typing import Mapping
 import networkx as nx
 import numpy as np
 
+from .checks import check_bool, check_seed
 from .errors import GraphError, ResourceError, ShapeError
 from .graph import Constant, Function, Node, Parameter, Variable
 from .shapes import shape_str
@@ -219,7 +220,10 @@ def forward(root: Node, feed: Mapping, keep=(), training: bool = False, seed: in
     ``root`` does not depend on are computed in the same pass (e.g. a metric beside a loss).
     ``given`` (node -> array) supplies node values, e.g. from an earlier forward state: those nodes
     are leaves of this run (nothing above them runs, their inputs need no feed) and gradients stop
-    there (``backward(..., wrt=[node])`` gives the gradient at the node itself)."""
+    there (``backward(..., wrt=[node])`` gives the gradient at the node itself).
+    ``training`` is a bool; ``seed`` an int >= 0 or a ``numpy.random.Generator`` (None: the global one)."""
+    check_bool(training, "training", f"{root.label}: run")
+    seed = check_seed(seed, f"{root.label}: run")
     for k in keep:
         if not isinstance(k, Node):
             raise GraphError(f"keep: {k!r} is not a node")
