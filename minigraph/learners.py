@@ -274,27 +274,41 @@ class Learner:
         slots = state["slots"]
         if len(slots) != len(self.parameters):
             raise ValueError(f"state holds {len(slots)} parameters; this learner has {len(self.parameters)}")
-        new_slots = []
-        for p, s in zip(self.parameters, slots):
-            restored = {}
-            for k, v in s.items():
-                v = np.asarray(v)
-                if v.shape != p.value.shape:
-                    raise ValueError(f"state slot {k!r} for {p.label} has shape {v.shape}; expected {p.value.shape}")
-                restored[k] = v.astype(p.value.dtype, copy=True)
-            new_slots.append(restored)
         counters = [state[k] for k in ("count", "samples_seen")]
         if not all(type(c) is int and c >= 0 for c in counters):
             raise ValueError(f"state counters count and samples_seen must be ints >= 0, got {counters}")
+        # every update fills every slot of every parameter, so after one there must be all of them
+        expected = set(self.slot_names) if counters[0] > 0 else set()
+        new_slots = []
+        for p, s in zip(self.parameters, slots):
+            if not isinstance(s, Mapping) or set(s) != expected:
+                raise ValueError(f"state slots for {p.label} are {sorted(s) if isinstance(s, Mapping) else s!r}; "
+                                 f"a {type(self).__name__} after {counters[0]} updates has {sorted(expected)}")
+            restored = {}
+            for k, v in s.items():
+                v = np.asarray(v)
+                if v.shape != p.value.shape or v.dtype != p.value.dtype:
+                    raise ValueError(f"state slot {k!r} for {p.label} is {v.dtype} {v.shape}; expected "
+                                     f"{p.value.dtype} {p.value.shape}")
+                if not np.all(np.isfinite(v)):
+                    raise ValueError(f"state slot {k!r} for {p.label} holds NaN or infinite values")
+                restored[k] = v.copy()
+            new_slots.append(restored)
+        extra = state.get("extra", {})
+        if not isinstance(extra, Mapping):
+            raise TypeError(f"state extra must be a dict, got {type(extra).__name__}")
         return {"learner": type(self).__name__, "count": counters[0], "samples_seen": counters[1],
-                "slots": new_slots, "extra": self._checked_extra_state(state.get("extra", {}))}
+                "slots": new_slots, "extra": self._checked_extra_state(extra, counters[0])}
 
     def _extra_state(self) -> dict:
         """Rule-specific state beyond slots and counters, as ``{attribute name: value}``."""
         return {}
 
-    def _checked_extra_state(self, extra: Mapping) -> dict:
-        """What :meth:`_extra_state` returned, validated: ``{attribute name: value}`` to set."""
+    def _checked_extra_state(self, extra: Mapping, count: int) -> dict:
+        """What :meth:`_extra_state` returned, validated for a learner after ``count`` updates:
+        ``{attribute name: value}`` to set."""
+        if extra:
+            raise ValueError(f"a {type(self).__name__} state has no extra entries, got {sorted(extra)}")
         return {}
 
     def __repr__(self):
@@ -313,6 +327,8 @@ class MomentumSGD(Learner):
     ``v = m v + g``; with ``unit_gain=True`` (CNTK's unit-gain form) ``v = m v + (1 - m) g``.
     Then ``w -= lr * v``, or with ``nesterov=True`` ``w -= lr * (g' + m v)`` where ``g'`` is the
     gradient term added to ``v``."""
+
+    slot_names = ("velocity",)
 
     def __init__(self, parameters, lr, momentum, nesterov: bool = False, unit_gain: bool = False, **kwargs):
         super().__init__(parameters, lr, **kwargs)
@@ -334,6 +350,8 @@ class Adam(Learner):
     ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g**2``,
     ``w -= lr * (m / (1 - prod b1)) / (sqrt(v / (1 - prod b2)) + epsilon)`` where the products run
     over the momenta used so far (``b1**t`` for constant momenta)."""
+
+    slot_names = ("mean", "variance")
 
     def __init__(self, parameters, lr, momentum=0.9, variance_momentum=0.999, epsilon: float = 1e-8, **kwargs):
         super().__init__(parameters, lr, **kwargs)
@@ -363,8 +381,17 @@ class Adam(Learner):
     def _extra_state(self):
         return {"b1_power": self.b1_power, "b2_power": self.b2_power}
 
-    def _checked_extra_state(self, extra):
-        return {k: _number(extra[k], f"state {k}") for k in ("b1_power", "b2_power")}
+    def _checked_extra_state(self, extra, count):
+        # the products of the momenta used so far: 1 before the first update, then in [0, 1) (a
+        # product of 1 would divide by zero in the bias correction)
+        if set(extra) != {"b1_power", "b2_power"}:
+            raise ValueError(f"an Adam state has the extra entries b1_power and b2_power, got {sorted(extra)}")
+        checked = {k: _number(extra[k], f"state {k}") for k in ("b1_power", "b2_power")}
+        for k, v in checked.items():
+            if not (v == 1.0 if count == 0 else 0.0 <= v < 1.0):
+                raise ValueError(f"state {k} after {count} updates must be "
+                                 f"{'1' if count == 0 else 'in [0, 1)'}, got {v!r}")
+        return checked
 
 
 def sgd(parameters: Iterable[Parameter] | Node, lr, l2_regularization_weight: float = 0.0,

@@ -341,7 +341,7 @@ class Trainer:
             checked = self._checked_checkpoint(manifest, arrays, path)
         except ModelFileError:
             raise
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise ModelFileError(f"{path}: checkpoint does not fit this trainer "
                                  f"({type(exc).__name__}: {exc})") from None
         values, consts, learner_states, counters, history = checked
@@ -367,21 +367,32 @@ class Trainer:
         if len(manifest["constants"]) != len(self._constants):
             raise ModelFileError(f"{path}: checkpoint has {len(manifest['constants'])} constants; this trainer's "
                                  f"graph has {len(self._constants)}")
-        values = [require_array(arrays, f"param{i}", path, p.value.shape) for i, p in enumerate(self._all_params)]
-        consts = [require_array(arrays, f"const{i}", path, c.value.shape) for i, c in enumerate(self._constants)]
+        values = [require_array(arrays, f"param{i}", path, p.value.shape, p.value.dtype)
+                  for i, p in enumerate(self._all_params)]
+        consts = [require_array(arrays, f"const{i}", path, c.value.shape, c.value.dtype)
+                  for i, c in enumerate(self._constants)]
+        used = {f"param{i}" for i in range(len(values))} | {f"const{i}" for i in range(len(consts))}
         learner_states = []
         for j, (learner, state) in enumerate(zip(self.parameter_learners, manifest["learners"])):
-            slots = [{k: require_array(arrays, f"learner{j}_p{i}_{k}", path) for k in names}
-                     for i, names in enumerate(state["slot_names"])]
+            names = state["slot_names"]
+            if not (isinstance(names, list) and all(isinstance(n, list) and all(isinstance(k, str) for k in n)
+                                                    for n in names)):
+                raise ModelFileError(f"{path}: learner {j}: slot_names must list the slot names of each parameter")
+            slots = [{k: require_array(arrays, f"learner{j}_p{i}_{k}", path) for k in ks} for i, ks in enumerate(names)]
+            used |= {f"learner{j}_p{i}_{k}" for i, ks in enumerate(names) for k in ks}
             learner_states.append(learner.checked_state({**state, "slots": slots}))
+        unused = sorted(set(arrays) - used)
+        if unused:
+            raise ModelFileError(f"{path}: checkpoint arrays {unused[:5]} belong to nothing in this trainer")
         counters = manifest["counters"]
         counters = tuple(counters[k] for k in ("step_count", "samples", "epochs_done", "seed"))
         if not all(type(c) is int and c >= 0 for c in counters):
             raise ModelFileError(f"{path}: checkpoint counters {counters} are not ints >= 0")
         history = manifest["history"]
         if not isinstance(history, dict) or sorted(history) != sorted(self.history) or \
-                not all(isinstance(v, list) for v in history.values()):
-            raise ModelFileError(f"{path}: checkpoint history must hold the lists {sorted(self.history)}")
+                not all(isinstance(v, list) and all(x is None or type(x) in (int, float) for x in v)
+                        for v in history.values()):
+            raise ModelFileError(f"{path}: checkpoint history must hold the lists of numbers {sorted(self.history)}")
         _check_rng_state(manifest["rng"])
         return values, consts, learner_states, counters, {k: list(v) for k, v in history.items()}
 

@@ -162,14 +162,19 @@ def test_load_state_dict_rejects_mismatches():
     learner.update({p: np.ones(3)}, 1)
     with pytest.raises(ValueError, match="cannot be loaded"):
         L.adam([p], 0.1).load_state_dict(learner.state_dict())
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match=r"expected float64 \(2,\)"):
         L.momentum_sgd([_param(np.zeros(2))], 0.1, 0.9).load_state_dict(learner.state_dict())
 
 
 @pytest.mark.parametrize("spoil, error", [
-    (lambda state: state.update(extra={}), KeyError),
+    (lambda state: state.update(extra={}), ValueError),
     (lambda state: state.update(extra={"b1_power": "x", "b2_power": 1.0}), TypeError),
+    (lambda state: state.update(extra={"b1_power": float("nan"), "b2_power": 0.5}), ValueError),
+    (lambda state: state.update(extra={"b1_power": 1.0, "b2_power": 0.5}), ValueError),  # would divide by zero
     (lambda state: state.update(count=-2), ValueError),
+    (lambda state: state["slots"][0].pop("mean"), ValueError),  # a missing buffer would restart from zeros
+    (lambda state: state["slots"][0].update(mean=np.zeros(3, np.complex64)), ValueError),
+    (lambda state: state["slots"][0].update(mean=np.full(3, np.nan)), ValueError),
 ])
 def test_a_state_that_does_not_fit_leaves_the_learner_as_it_was(spoil, error):
     p = _param(np.zeros(3))

@@ -262,7 +262,9 @@ def _everything(trainer, y):
     (lambda m: m.update(history=5), None, "history must hold the lists"),
     (lambda m: m["rng"].update(init="garbage"), None, "does not fit this trainer"),
     (lambda m: m["learners"][1].update(count=-1), None, "count and samples_seen must be ints"),
-    (lambda m: m["learners"][0].update(extra={}), None, "KeyError: 'b1_power'"),
+    (lambda m: m["learners"][0].update(extra={}), None, "extra entries b1_power and b2_power"),
+    (lambda m: m["learners"][0]["extra"].update(b1_power=1.0), None, "b1_power after .* must be in"),
+    (lambda m: m["learners"][1]["slot_names"][0].clear(), None, "a MomentumSGD after .* updates has \\['velocity'\\]"),
     (lambda m: None, lambda member: not member.startswith("learner1"), "'learner1_p0_velocity' is missing"),
 ])
 def test_a_checkpoint_that_does_not_fit_changes_nothing(tmp_path, edit, keep, message):
