@@ -217,8 +217,11 @@ def _plain_unary(onnx_op: str) -> Converter:
     return convert
 
 
-for _name, _onnx_op in {"Negate": "Neg", "ReLU": "Relu", "Sigmoid": "Sigmoid", "Tanh": "Tanh", "Exp": "Exp",
-                        "Log": "Log", "Sqrt": "Sqrt", "Abs": "Abs", "Dropout": "Identity"}.items():
+PLAIN_UNARY = {"Negate": "Neg", "ReLU": "Relu", "Sigmoid": "Sigmoid", "Tanh": "Tanh", "Exp": "Exp", "Log": "Log",
+               "Sqrt": "Sqrt", "Abs": "Abs", "Dropout": "Identity"}
+"""minigraph op -> the one attribute-free ONNX op computing it in inference (the importer inverts it)."""
+
+for _name, _onnx_op in PLAIN_UNARY.items():
     CONVERTERS[_name] = _plain_unary(_onnx_op)
 
 
@@ -248,17 +251,18 @@ def _clip(b, node, ins, out):
     b.add("Clip", [b.batched(ins[0]), b.scalar(a["min_value"], node.dtype), b.scalar(a["max_value"], node.dtype)], out)
 
 
-_BINARY = {"Plus": "Add", "Minus": "Sub", "ElementTimes": "Mul", "ElementDivide": "Div"}
+BINARY = {"Plus": "Add", "Minus": "Sub", "ElementTimes": "Mul", "ElementDivide": "Div"}
+"""minigraph op -> the broadcasting ONNX op (the importer inverts it)."""
 
 
-@converts(*_BINARY)
+@converts(*BINARY)
 def _binary(b, node, ins, out):
     rank = len(node.shape)
     operands = [b.aligned(v, rank) for v in ins]
     if any(v.batched for v in ins):
-        b.add(_BINARY[node.op_name], operands, out)
+        b.add(BINARY[node.op_name], operands, out)
     else:  # two initializers: the result gets its batch axis afterwards
-        b.add("Unsqueeze", [b.add(_BINARY[node.op_name], operands), b.ints([0])], out)
+        b.add("Unsqueeze", [b.add(BINARY[node.op_name], operands), b.ints([0])], out)
 
 
 @converts("Times")
@@ -328,10 +332,11 @@ def _cast(b, node, ins, out):
     b.add("Cast", [b.batched(ins[0])], out, to=b.onnx.helper.np_dtype_to_tensor_dtype(node.dtype))
 
 
-_REDUCE = {"ReduceSum": "ReduceSum", "ReduceMean": "ReduceMean", "ReduceMax": "ReduceMax"}
+REDUCE = {"ReduceSum": "ReduceSum", "ReduceMean": "ReduceMean", "ReduceMax": "ReduceMax"}
+"""minigraph reduction -> ONNX reduction of the same name (the importer inverts it)."""
 
 
-@converts(*_REDUCE)
+@converts(*REDUCE)
 def _reduce(b, node, ins, out):
     a = node.attributes
     x = b.batched(ins[0])
@@ -341,9 +346,9 @@ def _reduce(b, node, ins, out):
         return
     keepdims = int(a["axis"] is not None and a["keepdims"])
     if node.op_name == "ReduceSum" or b.opset >= 18:  # axes became an input (ReduceSum: opset 13)
-        b.add(_REDUCE[node.op_name], [x, b.ints(axes)], out, keepdims=keepdims)
+        b.add(REDUCE[node.op_name], [x, b.ints(axes)], out, keepdims=keepdims)
     else:
-        b.add(_REDUCE[node.op_name], [x], out, axes=axes, keepdims=keepdims)
+        b.add(REDUCE[node.op_name], [x], out, axes=axes, keepdims=keepdims)
 
 
 @converts("Softmax", "LogSoftmax")
