@@ -10,6 +10,7 @@ from .graph import Constant, Function, Node, Parameter, Variable, constant, inpu
 from .limits import get_memory_limit, set_memory_limit
 from .serialization import load_model, save_model
 from .onnx_export import ExportError, export_onnx
+from .onnx_import import OnnxImportError, import_onnx
 from .ops import *  # noqa: F403  (every op as mg.NAME, like CNTK)
 from .explain import explain
 from .lint import lint
@@ -25,5 +26,5 @@ __all__ = [
     "GraphError", "MinigraphError", "ModelFileError", "RenderError", "ShapeError", "SpecError", "TrainingError",
     "ExportError", "Constant", "Function", "Node", "Parameter", "Variable", "constant", "input_variable",
     "parameter", "load_model", "save_model", "export_onnx", "plot", "set_seed", "Dim", "InferredDimension",
-    "Trainer", "ResourceError", "get_memory_limit", "set_memory_limit", "explain", "lint", *ops.__all__,
+    "Trainer", "ResourceError", "get_memory_limit", "set_memory_limit", "explain", "lint", "OnnxImportError", "import_onnx", *ops.__all__,
 ]
