@@ -26,5 +26,6 @@ __all__ = [
     "GraphError", "MinigraphError", "ModelFileError", "RenderError", "ShapeError", "SpecError", "TrainingError",
     "ExportError", "Constant", "Function", "Node", "Parameter", "Variable", "constant", "input_variable",
     "parameter", "load_model", "save_model", "export_onnx", "plot", "set_seed", "Dim", "InferredDimension",
-    "Trainer", "ResourceError", "get_memory_limit", "set_memory_limit", "explain", "lint", "OnnxImportError", "import_onnx", *ops.__all__,
+    "Trainer", "ResourceError", "get_memory_limit", "set_memory_limit", "explain", "lint",
+    "OnnxImportError", "import_onnx", *ops.__all__,
 ]
