@@ -31,10 +31,10 @@ from collections.abc import Mapping
 import numpy as np
 
 from .errors import ModelFileError
-from .files import atomic_writer, loads_json
+from .files import atomic_writer, loads_json, short_repr
 from .limits import check_memory
 
-__all__ = ["write_archive", "read_archive", "require_array", "library_version", "short_repr", "MAX_ENTRIES",
+__all__ = ["write_archive", "read_archive", "require_array", "library_version", "MAX_ENTRIES",
            "MAX_MANIFEST_BYTES", "ARRAY_DTYPES"]
 
 MANIFEST = "manifest.json"
@@ -140,12 +140,6 @@ def _read_manifest(zf, infos, path: str, what: str, expected_format: str, max_ve
                              f"({short_repr(manifest.get('minigraph_version', '?'))}); this minigraph "
                              f"({library_version()}) reads versions up to {max_version}")
     return manifest
-
-
-def short_repr(value, limit: int = 80) -> str:
-    """``repr(value)``, cut to ``limit`` characters (values from files can be huge)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _read_array(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str) -> np.ndarray:

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_writer", "write_atomically", "check_nesting", "loads_json", "MAX_NESTING"]
+__all__ = ["atomic_writer", "write_atomically", "check_nesting", "loads_json", "short_repr", "MAX_NESTING"]
 
 MAX_NESTING = 64
 """Deepest nesting of arrays and tables/objects accepted in JSON or TOML read from a file."""
@@ -84,6 +84,12 @@ def write_atomically(path, data: bytes, make_folder: bool = False) -> None:
 
 
 # reading text from files -------------------------------------------------------------------------
+def short_repr(value, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters (for messages: values from files can be huge)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 _STRINGS = re.compile(rb'"(?:[^"\\\n]|\\.)*"' + rb"|'[^'\n]*'")
 _OPEN, _CLOSE = np.zeros(256, np.int8), np.zeros(256, np.int8)
 _OPEN[[ord("["), ord("{")]] = 1

@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from .archive import library_version, read_archive, require_array, short_repr as _short, write_archive
+from .archive import library_version, read_archive, require_array, write_archive
 from .errors import MinigraphError, ModelFileError
+from .files import short_repr as _short
 from .graph import Constant, Function, Node, Parameter, Scope, Variable
 from .shape_inference import settle_dtypes
 from .ops.base import BUILDERS, OPS

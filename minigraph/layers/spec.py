@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import initializers
 from ..errors import MinigraphError, SpecError
-from ..files import write_atomically
+from ..files import check_nesting, loads_json, short_repr as _short, write_atomically
 from ..graph import Function, Node, input_variable
 from ..initializers import Initializer
 from ..shapes import Dim
@@ -41,6 +41,8 @@ INPUT_KEYS = ("shape", "name", "dtype")
 INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "uniform", "normal",
                 "truncated_normal", "zeros", "ones")
 _DEFAULT_SCALE = 1.0  # every random initializer's default scale
+MAX_SPEC_BYTES = 64 * 2**20
+"""Largest spec file read (bytes): specs are small, but may hold initial values as arrays."""
 
 
 # reading ------------------------------------------------------------------------------------------
@@ -51,37 +53,49 @@ def load_spec(source) -> tuple[dict, str]:
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"from_spec: pass a path to a .toml/.json file or a dict, got {type(source).__name__}")
     path = os.fspath(source)
-    with open(path, "rb") as f:
-        data = f.read()
     where = os.path.basename(path)
+    with open(path, "rb") as f:
+        data = f.read(MAX_SPEC_BYTES + 1)
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"{where}: larger than {MAX_SPEC_BYTES} bytes; not a spec")
     as_json = path.lower().endswith(".json")
     try:
-        spec = json.loads(data) if as_json else tomllib.loads(data.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+        if as_json:
+            spec = loads_json(data)
+        else:
+            check_nesting(data)
+            spec = tomllib.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise SpecError(f"{where}: not valid {'JSON' if as_json else 'TOML'}: {exc}") from None
     if not isinstance(spec, dict):
         raise SpecError(f"{where}: the spec must be a table (object) with [input] and [[layer]]")
     return spec, where
 
 
+def _closest(word: str, choices) -> str:
+    """:func:`closest`, for words of sensible length only (the match costs the product of lengths)."""
+    return closest(word, choices) if len(word) <= 100 else ""
+
+
 def _check_keys(table: dict, valid, where: str, what: str) -> None:
     for key in table:
         if key not in valid:
-            raise SpecError(f"{where}: {what}: unknown key {key!r}{closest(key, valid)} (valid: {', '.join(valid)})")
+            raise SpecError(f"{where}: {what}: unknown key {_short(key)}{_closest(key, valid)} "
+                            f"(valid: {', '.join(valid)})")
 
 
 def _initializer(value, where: str, arg: str):
     """An ``init*`` argument from spec values: a name, a table, a number or a nested list."""
     if isinstance(value, str):
         if value not in INITIALIZERS:
-            raise SpecError(f"{where}: {arg}: unknown initializer {value!r}{closest(value, INITIALIZERS)} "
+            raise SpecError(f"{where}: {arg}: unknown initializer {_short(value)}{_closest(value, INITIALIZERS)} "
                             f"(valid: {', '.join(INITIALIZERS)})")
         return getattr(initializers, value)()
     if isinstance(value, dict):
         kind = value.get("type")
         if kind not in INITIALIZERS:
             raise SpecError(f"{where}: {arg}: an initializer table needs type = one of {', '.join(INITIALIZERS)}, "
-                            f"got {kind!r}{closest(str(kind), INITIALIZERS)}")
+                            f"got {_short(kind)}{_closest(str(kind), INITIALIZERS)}")
         options = {k: v for k, v in value.items() if k != "type"}
         _check_keys(options, () if kind in ("zeros", "ones") else ("scale", "seed"), where, f"{arg} ({kind})")
         try:
@@ -103,9 +117,11 @@ def _build_layer(table, where: str, positions: dict) -> Layer:
     kind = table.get("type")
     if kind is None:
         raise SpecError(f"{where}: missing 'type' (one of {', '.join(sorted(LAYER_TYPES))})")
+    if not isinstance(kind, str):
+        raise SpecError(f"{where}: 'type' must be a layer type name (a string), got {_short(kind)}")
     cls = LAYER_TYPES.get(kind)
     if cls is None:
-        raise SpecError(f"{where}: unknown layer type {kind!r}{closest(str(kind), LAYER_TYPES)} "
+        raise SpecError(f"{where}: unknown layer type {_short(kind)}{_closest(kind, LAYER_TYPES)} "
                         f"(types: {', '.join(sorted(LAYER_TYPES))})")
     where = f"{where} ({kind})"
     valid = arguments_of(cls)
@@ -114,7 +130,8 @@ def _build_layer(table, where: str, positions: dict) -> Layer:
         if key == "type":
             continue
         if key not in valid:
-            raise SpecError(f"{where}: unknown argument {key!r}{closest(key, valid)} (arguments: {', '.join(valid)})")
+            raise SpecError(f"{where}: unknown argument {_short(key)}{_closest(key, valid)} "
+                            f"(arguments: {', '.join(valid)})")
         if key.startswith("init"):
             value = _initializer(value, where, key)
         elif key == "layers" and cls is Sequential:
@@ -161,6 +178,8 @@ def from_spec(source) -> Node:
         raise SpecError(f"{where}: name must be a string, got {name!r}")
     try:
         return Sequential(layers, name=name)(x)
+    except MemoryError:
+        raise SpecError(f"{where}: the network's parameters do not fit in memory (see the layers' sizes)") from None
     except (MinigraphError, ValueError, TypeError, NotImplementedError) as exc:
         at = positions.get(id(getattr(exc, "layer", None)), f"{where}: building the network")
         raise SpecError(f"{at}: {exc}") from exc
