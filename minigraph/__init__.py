@@ -4,7 +4,8 @@ Every op is ``mg.NAME`` (and ``mg.ops.NAME``), as in CNTK; layers are in ``mg.la
 ``mg.learners``.
 """
 from . import data, initializers, layers, learners, ops
-from .errors import (DataError, GraphError, MinigraphError, ModelFileError, RenderError, ResourceError, ShapeError,
+from .errors import (ArgumentError, ArgumentTypeError, DataError, GraphError, MinigraphError, ModelFileError,
+                     RenderError, ResourceError, ShapeError,
                      SpecError, TrainingError)
 from .graph import Constant, Function, Node, Parameter, Variable, constant, input_variable, parameter
 from .limits import get_memory_limit, set_memory_limit
@@ -22,7 +23,7 @@ from .trainer import Trainer
 __version__ = "0.1.0"
 
 __all__ = [
-    "data", "initializers", "layers", "learners", "ops", "DataError",
+    "data", "initializers", "layers", "learners", "ops", "ArgumentError", "ArgumentTypeError", "DataError",
     "GraphError", "MinigraphError", "ModelFileError", "RenderError", "ShapeError", "SpecError", "TrainingError",
     "ExportError", "Constant", "Function", "Node", "Parameter", "Variable", "constant", "input_variable",
     "parameter", "load_model", "save_model", "export_onnx", "plot", "set_seed", "Dim", "InferredDimension",

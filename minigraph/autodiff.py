@@ -223,7 +223,7 @@ def forward(root: Node, feed: Mapping, keep=(), training: bool = False, seed: in
     there (``backward(..., wrt=[node])`` gives the gradient at the node itself).
     ``training`` is a bool; ``seed`` an int >= 0 or a ``numpy.random.Generator`` (None: the global one)."""
     check_bool(training, "training", f"{root.label}: run")
-    seed = check_seed(seed, f"{root.label}: run")
+    seed = check_seed(seed, f"{root.label}: run", generator=True)
     for k in keep:
         if not isinstance(k, Node):
             raise GraphError(f"keep: {k!r} is not a node")

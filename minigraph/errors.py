@@ -13,6 +13,14 @@ class ShapeError(MinigraphError, ValueError):
     """Shapes that do not fit: wrong rank, mismatched dims, invalid sizes, conflicting bindings."""
 
 
+class ArgumentError(MinigraphError, ValueError):
+    """An argument whose value is out of range (``strides=0``, ``seed=-1``, ``dtype="foo"``); a ``ValueError``."""
+
+
+class ArgumentTypeError(MinigraphError, TypeError):
+    """An argument of the wrong type (``training="no"``, ``groups=True``, ``seed=1.5``); a ``TypeError``."""
+
+
 class GraphError(MinigraphError, ValueError):
     """A graph that cannot run: cycles, missing or unknown feeds, dtype mismatches, uninitialised values."""
 

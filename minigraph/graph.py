@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import networkx as nx
 import numpy as np
 
+from .checks import check_dtype
 from .errors import GraphError, ShapeError
 from .initializers import glorot_uniform
 from .shapes import DimLike, InferredDimension, as_shape, is_static, shape_str
@@ -82,12 +83,7 @@ def _operator(name: str) -> Callable:
 
 def normalize_dtype(dtype) -> np.dtype | None:
     """float32/float64 only; ``None`` means 'adopt the dtype of whatever this meets'."""
-    if dtype is None:
-        return None
-    dt = np.dtype(dtype)
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"dtype {dt} is not supported: minigraph computes in float32 or float64")
-    return dt
+    return check_dtype(dtype, optional=True)
 
 
 class Node:

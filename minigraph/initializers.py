@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .checks import check_seed
 from .rng import init_rng
 
 LAYOUTS = ("dense", "conv", "conv_transpose")
@@ -117,8 +118,7 @@ class Initializer:
 def _check(scale, seed):
     if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale) or scale < 0:
         raise ValueError(f"initializer scale must be a finite number >= 0, got {scale!r}")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
-        raise ValueError(f"initializer seed must be a non-negative int or None, got {seed!r}")
+    check_seed(seed, "initializer")
 
 
 def _factory(kind: str, default_scale: float):

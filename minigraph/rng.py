@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import check_seed
+
 _state = {"ops": np.random.default_rng(), "init": np.random.default_rng()}
 
 
 def set_seed(seed: int) -> None:
-    """Seed the global generators of initializers (without a seed) and random ops."""
+    """Seed the global generators of initializers (without a seed) and random ops (an int >= 0)."""
+    seed = check_seed(seed, "set_seed", optional=False)
     _state["ops"] = np.random.default_rng(seed)
     _state["init"] = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
 

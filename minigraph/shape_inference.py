@@ -8,6 +8,7 @@ symbolic size happen as soon as the size is known.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from .errors import GraphError, ShapeError
 from .graph import Function, Node, Parameter, Variable
+from .limits import check_memory, get_memory_limit
 from .shapes import Dim, names_of, shape_str, subs_shape
 
 
@@ -38,12 +40,16 @@ class Bound:
 
 def feed_arrays(root: Node, feed: Mapping, arguments: list | None = None) -> dict:
     """Map feed keys (variables or names) to the arguments (default: the root's), every argument
-    fed, each value converted to an array of its variable's dtype with the right rank."""
+    fed once, each value converted to an array of its variable's dtype with the right rank.
+
+    With a memory limit (:func:`minigraph.set_memory_limit`), a feed whose arrays would take more
+    bytes than the limit raises :class:`~minigraph.errors.ResourceError` before anything is converted."""
     if not isinstance(feed, Mapping):
         raise GraphError(f"the feed for {root.label} must be a dict of input -> array (inputs by node or by "
                          f"name), got {type(feed).__name__}")
     arguments = root.arguments if arguments is None else arguments
     resolved = {}
+    limited, total = get_memory_limit() is not None, 0
     for key, value in feed.items():
         if isinstance(key, str):
             by_name: dict[str, list] = {}
@@ -60,11 +66,31 @@ def feed_arrays(root: Node, feed: Mapping, arguments: list | None = None) -> dic
         if key not in arguments:
             raise GraphError(f"feed key {key.label} is not an input of {root.label}; "
                              f"inputs: {[v.label for v in arguments]}")
+        if key in resolved:
+            raise GraphError(f"feed for {key.label}: given twice (by node and by name {key.name!r}); give one value "
+                             f"per input")
+        if limited:
+            total += _feed_nbytes(key, value)
+            check_memory(total, f"the feed of {root.label}", hint="feed fewer samples at a time (smaller minibatches)")
         resolved[key] = _as_feed_array(key, value)
     if len(resolved) != len(arguments):
         missing = [v.label for v in arguments if v not in resolved]
         raise GraphError(f"{root.label} needs a value for {', '.join(missing)} (no feed given for it)")
     return resolved
+
+
+def _feed_nbytes(var: Variable, value) -> int:
+    """Bytes ``value`` takes as an array of ``var``'s dtype, from its shape alone (nested lists are
+    measured along their first elements; ragged ones are refused later), so nothing is allocated."""
+    shape = getattr(value, "shape", None)
+    if not isinstance(shape, tuple):
+        shape, item = [], value
+        while isinstance(item, (list, tuple)) and len(shape) <= len(var.shape):
+            shape.append(len(item))
+            item = item[0] if item else None
+    if not all(isinstance(d, (int, np.integer)) for d in shape):
+        return 0  # not array-like: refused by the conversion
+    return math.prod(int(d) for d in shape) * var.dtype.itemsize
 
 
 def _as_feed_array(var: Variable, value) -> np.ndarray:
