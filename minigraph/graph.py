@@ -451,7 +451,32 @@ class Op:
     and ``vjp(step, g, xs, y, residual, needs) -> list`` work on arrays with a leading batch axis of
     size N, or 1 for values that do not depend on any fed input; ``vjp`` returns, for each input slot
     with ``needs[i]``, the gradient with that input's exact array shape (else None).
-    ``step`` carries concrete ``attrs``, ``in_shapes``, ``out_shape``, ``dtype`` and a ``cache``.
+    ``step`` (:class:`minigraph.autodiff.Step`) carries concrete ``attrs``, ``in_shapes``,
+    ``out_shape``, ``dtype`` and a ``cache``; ``ctx`` carries ``training`` and ``rng``.
+
+    A complete op, ``y = -x``:
+
+    >>> import numpy as np
+    >>> import minigraph as mg
+    >>> from minigraph.ops.base import make
+    >>> class NegateExample(Op):
+    ...     name = "NegateExample"
+    ...     saves_inputs = saves_output = False  # the vjp reads neither x nor y: both are freed early
+    ...     def infer(self, in_shapes, in_dtypes, attrs, label):
+    ...         return Inferred(tuple(in_shapes[0]))  # the output has the input's static shape
+    ...     def forward(self, step, xs, ctx):
+    ...         return -xs[0], None  # (value, residual kept for the vjp)
+    ...     def vjp(self, step, g, xs, y, residual, needs):
+    ...         return [-g if needs[0] else None]  # one entry per input slot
+    >>> x = mg.input_variable((2,), name="x")
+    >>> y = make(NegateExample(), [x], name="y")
+    >>> y.eval({x: [[1.0, -2.0]]})
+    array([[-1.,  2.]], dtype=float32)
+    >>> y.grad({x: [[1.0, -2.0]]}, wrt=x)
+    array([[-1., -1.]], dtype=float32)
+
+    A real op also registers itself (``register_op``, so model files find it by name) and exports
+    its public function (``@export``); CONTRIBUTING.md lists every file an op touches.
     """
 
     name = "Op"

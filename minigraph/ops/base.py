@@ -14,7 +14,7 @@ import numpy as np
 from ..checks import check_int
 from ..errors import ShapeError
 from ..graph import Function, Inferred, Op, as_node, register_operator
-from ..shapes import DimLike, broadcast_shapes, shape_str
+from ..shapes import DimLike, broadcast_shapes
 
 __all__ = ["Op", "Inferred", "ShapeError", "make", "register_op", "OPS", "align", "unbroadcast", "export", "EXPORTS",
            "check_axis", "normalize_axes", "cached", "BUILDERS"]
@@ -113,7 +113,3 @@ def check_axis(axis, rank: int, label: str) -> int:
         raise ShapeError(f"{label}: axis {axis} is out of range for a static shape of rank {rank} "
                          f"(valid: {-rank}..{rank - 1}; the batch axis is implicit)")
     return int(axis) % rank
-
-
-def describe_shapes(shapes) -> str:
-    return ", ".join(shape_str(s) for s in shapes)

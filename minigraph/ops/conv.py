@@ -15,7 +15,7 @@ import numpy as np
 from ..checks import check_int, is_int
 from ..shapes import InferredDimension, is_known, shape_str
 from . import conv_geometry as geo
-from .base import Inferred, Op, ShapeError, export, make, register_op
+from .base import Inferred, Op, ShapeError, cached, export, make, register_op
 from .conv_kernels import Geometry, Plan, correlate, scatter
 
 
@@ -80,15 +80,13 @@ class _ConvolutionOp(Op):
 
     # run time -----------------------------------------------------------------------------
     def _plan(self, step) -> Plan:
-        plan = step.cache.get("plan")
-        if plan is None:
+        def plan() -> Plan:
             a = step.attrs
             x_spatial = tuple(step.in_shapes[1][a["reduction_rank"]:])
             y_spatial = tuple(step.out_shape[1:])
             big, small = (y_spatial, x_spatial) if self.transposed else (x_spatial, y_spatial)
-            plan = Plan(Geometry(big, small, a["kernel_shape"], a["strides"], a["dilation"], a["lower_pad"]))
-            step.cache["plan"] = plan
-        return plan
+            return Plan(Geometry(big, small, a["kernel_shape"], a["strides"], a["dilation"], a["lower_pad"]))
+        return cached(step, "plan", plan)
 
     @staticmethod
     def _arrays(step, xs):

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..shapes import is_known, shape_str
 from . import conv_geometry as geo
-from .base import Inferred, Op, ShapeError, export, make, register_op
+from .base import Inferred, Op, ShapeError, cached, export, make, register_op
 
 MAX_POOLING = "max"
 AVG_POOLING = "average"
@@ -53,8 +53,7 @@ class PoolingOp(Op):
         Negative pads (windows that stop before the end) need no padding: the windows just start
         later (``base``) or leave trailing rows unused.
         """
-        plan = step.cache.get("windows")
-        if plan is None:
+        def plan():
             a = step.attrs
             window, strides = a["pooling_window_shape"], a["strides"]
             rank = len(window)
@@ -72,8 +71,8 @@ class PoolingOp(Op):
             padded = tuple(in_shape[:lead]) + tuple(n + lo + hi for n, lo, hi in zip(in_shape[lead:], pad_lo, pad_hi))
             inside = (builtins.slice(None),) * (lead + 1) + tuple(
                 builtins.slice(lo, lo + n) for lo, n in zip(pad_lo, in_shape[lead:]))
-            plan = step.cache["windows"] = (padded, inside, offsets)
-        return plan
+            return padded, inside, offsets
+        return cached(step, "windows", plan)
 
     def _padded(self, step, x, fill):
         padded, inside, _ = self._windows(step)
