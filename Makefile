@@ -1,21 +1,28 @@
 # minigraph: `make demo` runs the generator demo, `make test` runs the test suite.
-# Both create .venv, install the package with its extras and Graphviz's `dot` when missing.
+# Both create .venv and install Graphviz's `dot` when missing. `make demo` installs only the package and
+# the demo's extra; `make test`, `make bench`, `make lint` and `make typecheck` install every extra and
+# PyTorch (the optional test and benchmark oracle).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 # torch is an optional oracle for tests and benchmarks; this exact version is the CPU build.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo bench lint acceptance dot clean
+.PHONY: setup test demo bench lint typecheck acceptance dot clean
 
 setup: $(STAMP) dot
 
-$(STAMP): pyproject.toml
+$(DEMO_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,examples,bench,dev]"
+	$(PY) -m pip install --quiet -e ".[examples]"
+	touch $(DEMO_STAMP)
+
+$(STAMP): $(DEMO_STAMP)
+	$(PY) -m pip install --quiet -e ".[test,examples,bench,dev,distributed]"
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)" || echo "note: $(TORCH_SPEC) could not be installed; PyTorch oracle tests and benchmark columns will be skipped"
 	touch $(STAMP)
 
@@ -32,7 +39,7 @@ dot:
 test: setup
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
 
-demo: setup
+demo: $(DEMO_STAMP) dot
 	$(PY) examples/gan_digits.py --quick --out out/
 
 bench: setup
@@ -40,6 +47,9 @@ bench: setup
 
 lint: setup
 	$(PY) -m ruff check minigraph tests examples benchmarks
+
+typecheck: setup
+	$(PY) -m mypy
 
 acceptance: setup
 	../shared/acceptance/run

@@ -14,11 +14,12 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from _common import DigitJudge, Stopwatch, digits, parser, save_curves, save_grid, setup, write_report
 
 import minigraph as mg
 from minigraph import layers as L
 from minigraph import learners
+
+from _common import DigitJudge, Stopwatch, digits, parser, save_curves, save_grid, setup, write_report
 
 QUICK_STEPS, FULL_STEPS = 800, 4000
 BATCH = 32

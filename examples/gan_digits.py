@@ -22,6 +22,11 @@ from __future__ import annotations
 import os
 
 import numpy as np
+
+import minigraph as mg
+from minigraph import layers as L
+from minigraph import learners
+
 from _common import (
     DigitJudge,
     Stopwatch,
@@ -34,10 +39,6 @@ from _common import (
     setup,
     write_report,
 )
-
-import minigraph as mg
-from minigraph import layers as L
-from minigraph import learners
 
 Z = 16
 QUICK_STEPS, FULL_STEPS = 6000, 20000

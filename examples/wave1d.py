@@ -16,11 +16,12 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from _common import Stopwatch, parser, save_curves, setup, write_report
 
 import minigraph as mg
 from minigraph import layers as L
 from minigraph import learners
+
+from _common import Stopwatch, parser, save_curves, setup, write_report
 
 LENGTH, BATCH = 32, 32
 QUICK_STEPS, FULL_STEPS = 3000, 10000

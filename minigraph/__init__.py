@@ -4,19 +4,29 @@ Every op is ``mg.NAME`` (and ``mg.ops.NAME``), as in CNTK; layers are in ``mg.la
 ``mg.learners``.
 """
 from . import data, initializers, layers, learners, ops
-from .errors import (ArgumentError, ArgumentTypeError, DataError, GraphError, MinigraphError, ModelFileError,
-                     RenderError, ResourceError, ShapeError,
-                     SpecError, TrainingError)
+from .errors import (
+                     ArgumentError,
+                     ArgumentTypeError,
+                     DataError,
+                     GraphError,
+                     MinigraphError,
+                     ModelFileError,
+                     RenderError,
+                     ResourceError,
+                     ShapeError,
+                     SpecError,
+                     TrainingError,
+)
+from .explain import explain
 from .graph import Constant, Function, Node, Parameter, Variable, constant, input_variable, parameter
 from .limits import get_memory_limit, set_memory_limit
-from .serialization import load_model, save_model
+from .lint import lint
 from .onnx_export import ExportError, export_onnx
 from .onnx_import import OnnxImportError, import_onnx
 from .ops import *  # noqa: F403  (every op as mg.NAME, like CNTK)
-from .explain import explain
-from .lint import lint
 from .plot import plot
 from .rng import set_seed
+from .serialization import load_model, save_model
 from .shapes import Dim, InferredDimension
 from .trainer import Trainer
 

@@ -11,8 +11,8 @@ values that depend only on parameters and constants (they broadcast over the bat
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import networkx as nx
 import numpy as np
@@ -20,9 +20,9 @@ import numpy as np
 from .checks import check_bool, check_seed
 from .errors import GraphError, ResourceError, ShapeError
 from .graph import Constant, Function, Node, Parameter, Variable
-from .shapes import shape_str
-from .shape_inference import bind, bind_feed, feed_arrays, settle_dtypes
 from .rng import ops_rng
+from .shape_inference import bind, bind_feed, feed_arrays, settle_dtypes
+from .shapes import shape_str
 
 
 @dataclass

@@ -16,8 +16,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .errors import MinigraphError, RenderError
 from .data import EXTENSIONS, folder_info
+from .errors import MinigraphError, RenderError
 from .layers import from_spec, summary
 from .plot import FORMATS, RANKDIRS, plot
 

@@ -16,8 +16,8 @@ length; for a convolution or pooling ``N`` is the input and ``n`` the output; bo
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from .graph import Function, Node, Parameter, Variable
 from .ops import conv_geometry as geo
@@ -170,7 +170,7 @@ class Explanation:
     def __len__(self):
         return len(self.nodes)
 
-    def layer(self, name: str) -> "Explanation":
+    def layer(self, name: str) -> Explanation:
         """The ops built by the layer call(s) called ``name`` (e.g. ``"up2"``; a path ``"generator/up2"``
         works too)."""
         picked = [e for e in self.nodes if name in (e.layer, e.layer.rsplit("/", 1)[-1])]

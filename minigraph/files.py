@@ -21,7 +21,8 @@ import os
 import re
 import secrets
 import stat
-from typing import Any, BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -27,7 +28,7 @@ from .shapes import DimLike, InferredDimension, as_shape, is_static, shape_str
 
 _uids = itertools.count()
 _OPERATORS: dict[str, Callable] = {}
-_scope_stack: list["Scope"] = []
+_scope_stack: list[Scope] = []
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class Node:
 
     kind = "node"
 
-    def __init__(self, shape, dtype, name: str, inputs: Sequence["Node"] = ()):
+    def __init__(self, shape, dtype, name: str, inputs: Sequence[Node] = ()):
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, got {name!r}")
         self.uid: int = next(_uids)
@@ -168,40 +169,40 @@ class Node:
             g.add_edge(a.uid, b.uid, index=list(data["index"]))
         return g
 
-    def topological_order(self) -> list["Node"]:
+    def topological_order(self) -> list[Node]:
         """All nodes of the graph, inputs before consumers, ties broken by id (deterministic)."""
         if self._order is None:  # a node's ancestry never changes, so the order is computed once
             self._order = list(nx.lexicographical_topological_sort(self.graph, key=lambda n: n.uid))
         return list(self._order)
 
-    def _leaves(self, cls) -> list["Node"]:
+    def _leaves(self, cls) -> list[Node]:
         """Leaves of one type in creation order (cached: ancestry never changes)."""
         if cls not in self._leaf_cache:
             self._leaf_cache[cls] = sorted((n for n in self.graph if type(n) is cls), key=lambda n: n.uid)
         return list(self._leaf_cache[cls])
 
     @property
-    def arguments(self) -> list["Variable"]:
+    def arguments(self) -> list[Variable]:
         """The input variables this node depends on (those that must be fed), in creation order."""
         return self._leaves(Variable)
 
     @property
-    def parameters(self) -> list["Parameter"]:
+    def parameters(self) -> list[Parameter]:
         return self._leaves(Parameter)
 
     @property
-    def constants(self) -> list["Constant"]:
+    def constants(self) -> list[Constant]:
         return self._leaves(Constant)
 
     @property
-    def inputs(self) -> list["Node"]:
+    def inputs(self) -> list[Node]:
         """All leaves (arguments, parameters, constants) as CNTK's ``Function.inputs``."""
         return sorted((n for n in self.graph if not n.inputs_direct), key=lambda n: n.uid)
 
-    def find_all_with_name(self, name: str) -> list["Node"]:
+    def find_all_with_name(self, name: str) -> list[Node]:
         return [n for n in self.topological_order() if n.name == name]
 
-    def find_by_name(self, name: str) -> "Node":
+    def find_by_name(self, name: str) -> Node:
         """The one node called ``name``; :class:`GraphError` when there is none or several."""
         found = self.find_all_with_name(name)
         if len(found) != 1:
@@ -565,7 +566,7 @@ class Function(Node):
                     x.adopt_dtype(dtype)
 
     @property
-    def root_function(self) -> "Function":
+    def root_function(self) -> Function:
         return self
 
 

@@ -77,7 +77,7 @@ class Initializer:
     value: float = 0.0
     output_rank: int | None = None
 
-    def with_layout(self, layout: str, filter_rank: int = 0, output_rank: int | None = None) -> "Initializer":
+    def with_layout(self, layout: str, filter_rank: int = 0, output_rank: int | None = None) -> Initializer:
         """The same initializer with fans computed for ``layout`` (see :func:`fans`)."""
         if layout not in LAYOUTS:
             raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")

@@ -100,7 +100,7 @@ class OnnxNode:
     """One ONNX node being imported: typed attribute access (every attribute must be read, so none
     is silently ignored) and its inputs."""
 
-    def __init__(self, importer: "Importer", proto):
+    def __init__(self, importer: Importer, proto):
         self.imp, self.proto = importer, proto
         self.op_type = proto.op_type
         self.name = proto.name or (proto.output[0] if proto.output else proto.op_type)

@@ -26,8 +26,8 @@ from .archive import library_version, read_archive, require_array, write_archive
 from .errors import MinigraphError, ModelFileError
 from .files import short_repr as _short
 from .graph import Constant, Function, Node, Parameter, Scope, Variable
-from .shape_inference import settle_dtypes
 from .ops.base import BUILDERS, OPS
+from .shape_inference import settle_dtypes
 from .shapes import as_shape, shape_str
 
 MODEL_FORMAT = "minigraph-model"

@@ -9,8 +9,8 @@ symbolic size happen as soon as the size is known.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 

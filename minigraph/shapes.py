@@ -10,7 +10,8 @@ A shape is a tuple of dimensions; static shapes exclude the batch axis.
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping, Union
+from collections.abc import Iterable, Mapping
+from typing import Union
 
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
@@ -148,7 +149,7 @@ class Dim:
         """The named sizes this dimension depends on, sorted."""
         return tuple(sorted(s.name for s in self.expr.free_symbols))
 
-    def subs(self, bindings: Mapping[str, int]) -> Union[int, "Dim"]:
+    def subs(self, bindings: Mapping[str, int]) -> int | Dim:
         """Substitute values for names; an ``int`` when every name is bound."""
         return make_dim(self.expr.subs({_symbol(k): v for k, v in bindings.items()}))
 

@@ -22,10 +22,16 @@ from . import rng
 from .callbacks import CallbackList
 from .errors import GraphError, ModelFileError, TrainingError
 from .graph import Constant, Function, Node, Parameter
-from .serialization import library_version, read_archive, require_array, write_archive
 from .learners import Learner
-from .logging.base import ProgressWriter, flush_all, summarize_test_progress, summarize_training_progress, \
-    write_test_progress, write_training_progress
+from .logging.base import (
+    ProgressWriter,
+    flush_all,
+    summarize_test_progress,
+    summarize_training_progress,
+    write_test_progress,
+    write_training_progress,
+)
+from .serialization import library_version, read_archive, require_array, write_archive
 
 CHECKPOINT_FORMAT = "minigraph-checkpoint"
 CHECKPOINT_VERSION = 1

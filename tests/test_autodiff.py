@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 import minigraph as mg
-from gradcheck import check_gradients, param, variable
 from minigraph.graph import Function, Inferred, Op
+
+from gradcheck import check_gradients, param, variable
 
 RNG = np.random.default_rng(0)
 

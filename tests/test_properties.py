@@ -4,8 +4,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minigraph as mg
-from gradcheck import variable
 from minigraph.shapes import broadcast_shapes, dim
+
+from gradcheck import variable
 
 small_shapes = st.lists(st.integers(1, 4), min_size=0, max_size=4).map(tuple)
 

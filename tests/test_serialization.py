@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import minigraph as mg
-from minigraph import serialization
 from minigraph import learners as L
+from minigraph import serialization
 from minigraph.graph import name_scope
 
 

@@ -3,8 +3,19 @@ import numpy as np
 import pytest
 
 import minigraph as mg
-from minigraph.shapes import (Dim, as_shape, broadcast_shapes, ceil_div, dim, is_known, is_static, names_of,
-                              num_elements, shape_str, subs_shape)
+from minigraph.shapes import (
+    Dim,
+    as_shape,
+    broadcast_shapes,
+    ceil_div,
+    dim,
+    is_known,
+    is_static,
+    names_of,
+    num_elements,
+    shape_str,
+    subs_shape,
+)
 
 H, W = dim("H"), dim("W")
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from .. import ops
-from ..ops.pooling import AVG_POOLING, MAX_POOLING
 from ..checks import check_ints
+from ..ops.pooling import AVG_POOLING, MAX_POOLING
 from .base import Layer, per_axis_ints, per_axis_pads
 
 

@@ -24,7 +24,8 @@ import numpy as np
 
 from .. import initializers
 from ..errors import MinigraphError, SpecError
-from ..files import check_nesting, loads_json, short_repr as _short, write_atomically
+from ..files import check_nesting, loads_json, write_atomically
+from ..files import short_repr as _short
 from ..graph import Function, Node, input_variable
 from ..initializers import Initializer
 from ..shapes import Dim

@@ -191,6 +191,7 @@ def graph_def(model):
     ``shape``, ``dtype`` and the op's attributes as node attributes."""
     _tensorboardx()
     from tensorboardX.proto import attr_value_pb2, graph_pb2, node_def_pb2, tensor_shape_pb2, versions_pb2
+
     from ..shapes import shape_str
 
     order = model.topological_order()

@@ -7,7 +7,7 @@ first given size-1 axes *after* the batch axis (:func:`align`); a vjp undoes bro
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

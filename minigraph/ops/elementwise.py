@@ -5,7 +5,7 @@ in terms of the input ``x`` and/or the output ``y`` (whichever is cheaper and mo
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -6,7 +6,7 @@ respect to output and target, side by side.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -3,13 +3,14 @@ values against the op-level functions and a direct loop oracle, gradients, error
 import math
 
 import numpy as np
-import oracles
 import pytest
-from gradcheck import check_gradients, variable
-from helpers import normal
 
 import minigraph as mg
 from minigraph import layers as L
+
+import oracles
+from gradcheck import check_gradients, variable
+from helpers import normal
 
 
 def shp(node):

@@ -3,10 +3,11 @@ import math
 
 import numpy as np
 import pytest
-from gradcheck import check_gradients, variable
 
 import minigraph as mg
 from minigraph import layers as L
+
+from gradcheck import check_gradients, variable
 
 
 def test_cntk_docstring_example():

@@ -1,11 +1,12 @@
 """Pooling, normalization and parameter-free layers; Sequential; scopes, names, errors."""
 import numpy as np
 import pytest
-from gradcheck import check_gradients, variable
-from helpers import normal
 
 import minigraph as mg
 from minigraph import layers as L
+
+from gradcheck import check_gradients, variable
+from helpers import normal
 
 
 @pytest.mark.parametrize("layer,kind", [(L.MaxPooling, "max"), (L.AveragePooling, "average")])

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 import minigraph as mg
-from gradcheck import variable
 from minigraph.ops import base, losses, reductions, shape_ops
+
+from gradcheck import variable
 
 PLANNED = {
     "slice": lambda x: mg.slice(x, 1, 1, 3),

@@ -4,12 +4,13 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from gradcheck import check_gradients, param, variable
 
 import minigraph as mg
 from minigraph.ops.base import OPS
 from minigraph.ops.conv import CONVOLUTION, CONVOLUTION_TRANSPOSE
 from minigraph.shapes import dim
+
+from gradcheck import check_gradients, param, variable
 
 
 def test_cntk_op_docstring_example():

@@ -19,14 +19,15 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-import oracles
 import pytest
-from gradcheck import check_gradients, param, variable
 from hypothesis import given
 from hypothesis import strategies as st
 
 import minigraph as mg
 from minigraph.ops import conv_geometry as geo
+
+import oracles
+from gradcheck import check_gradients, param, variable
 
 
 @dataclass

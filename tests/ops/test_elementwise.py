@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 import minigraph as mg
+from minigraph.ops.elementwise import BINARY
+
 from gradcheck import check_gradients, param, recording, variable
 from helpers import uniform
-from minigraph.ops.elementwise import BINARY
 
 UNARY_CASES = {
     "negate": (mg.negate, np.negative, {}),

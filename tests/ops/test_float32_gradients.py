@@ -7,10 +7,11 @@ parameter-only (1 row) gradient paths run.
 """
 import numpy as np
 import pytest
-from helpers import uniform
 
 import minigraph as mg
 from minigraph.ops.base import EXPORTS
+
+from helpers import uniform
 
 F32 = np.float32
 RNG = np.random.default_rng(0)  # reseeded by each test, so values do not depend on which tests ran before

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import minigraph as mg
+
 from gradcheck import check_gradients, param, variable
 
 

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 import minigraph as mg
-from gradcheck import check_gradients, param, recording, variable
 from minigraph.ops.losses import LOSSES
+
+from gradcheck import check_gradients, param, recording, variable
 
 RNG = np.random.default_rng(0)
 

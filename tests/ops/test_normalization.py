@@ -4,9 +4,10 @@ import math
 
 import numpy as np
 import pytest
-from gradcheck import check_gradients, param, variable
 
 import minigraph as mg
+
+from gradcheck import check_gradients, param, variable
 
 
 def _bn(shape, spatial=True, momentum=None, time_constant=5000, seed=0, unbiased=True):

@@ -4,10 +4,11 @@ import itertools
 
 import numpy as np
 import pytest
-from gradcheck import check_gradients, variable
 
 import minigraph as mg
 from minigraph.ops import conv_geometry as geo
+
+from gradcheck import check_gradients, variable
 
 
 def _oracle(x, kind, window, strides, pads):

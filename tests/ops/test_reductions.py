@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import minigraph as mg
+
 from gradcheck import check_gradients, param, variable
 
 REDUCTIONS = [(mg.reduce_sum, np.sum), (mg.reduce_mean, np.mean), (mg.reduce_max, np.max)]
