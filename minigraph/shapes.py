@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Union
 
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
@@ -160,7 +159,7 @@ class Dim:
         return str(self)  # so that a printed shape reads (3, 2*H - 1), as a user writes it
 
 
-DimLike = Union[int, Dim]
+DimLike = int | Dim
 
 
 def _decide(truth, a, op, b) -> bool:
