@@ -11,6 +11,7 @@ values that depend only on parameters and constants (they broadcast over the bat
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -143,6 +144,28 @@ def compile_program(root: Node, arrays: dict, extra: tuple = (), given: Mapping 
     program = root.program_cache.get(signature)
     if program is not None:
         return program
+    with _CACHE_LOCK:  # one thread compiles a signature; the others then find it
+        program = root.program_cache.get(signature)
+        if program is None:
+            program = _compile(root, arrays, extra, given)
+            _bounded_put(root.program_cache, signature, program, 16)  # bounded when shapes keep changing
+    return program
+
+
+_CACHE_LOCK = threading.Lock()
+"""Guards the program caches (per root) and plan caches (per node) so that threads may run the same
+graph at once. Compiling under it also makes a graph's one-time work (dtypes settling, lazy
+parameters initialised) happen once. Runs themselves take no lock."""
+
+
+def _bounded_put(cache: dict, key, value, size: int) -> None:
+    """``cache[key] = value``, first dropping the oldest entries so that at most ``size`` remain."""
+    for old in list(cache)[:max(len(cache) - size + 1, 0)]:
+        cache.pop(old, None)
+    cache[key] = value
+
+
+def _compile(root: Node, arrays: dict, extra: tuple, given: Mapping) -> Program:
     bindings, batch = bind_feed(arrays)
     if given:
         batch = _given_batch(given, batch if arrays else None)
@@ -169,9 +192,10 @@ def compile_program(root: Node, arrays: dict, extra: tuple = (), given: Mapping 
         slots = [index[x] for x in node.inputs_direct]
         in_shapes = [bound.shapes[x] for x in node.inputs_direct]
         key = (tuple(map(tuple, in_shapes)), repr(sorted(bound.attrs[node].items(), key=lambda kv: kv[0])))
-        if key not in node.plan_cache and len(node.plan_cache) >= 32:  # bounded when sizes keep changing
-            node.plan_cache.pop(next(iter(node.plan_cache)))
-        cache = node.plan_cache.setdefault(key, {})
+        cache = node.plan_cache.get(key)
+        if cache is None:
+            cache = {}
+            _bounded_put(node.plan_cache, key, cache, 32)  # bounded when sizes keep changing
         in_array_shapes = [(batch if batched[s] else 1, *shape) for s, shape in zip(slots, in_shapes)]
         steps.append(Step(node, node.op, node.label, bound.attrs[node], in_shapes, in_array_shapes,
                           [x.dtype for x in node.inputs_direct], bound.shapes[node], node.dtype, cache, slots, i))
@@ -185,11 +209,7 @@ def compile_program(root: Node, arrays: dict, extra: tuple = (), given: Mapping 
         step.frees = tuple(s for s in dict.fromkeys(step.slots) if last_use[s] == step.index)
         step.frees_for_backward = tuple(s for s in step.frees if not needed[s])
     leaves = [(i, n) for i, n in enumerate(order) if not isinstance(n, Function) or n in given]
-    program = Program(order, index, leaves, steps, [bound.shapes[n] for n in order], batch, dict(bindings))
-    if len(root.program_cache) >= 16:  # bound the cache when shapes keep changing
-        root.program_cache.pop(next(iter(root.program_cache)))
-    root.program_cache[signature] = program
-    return program
+    return Program(order, index, leaves, steps, [bound.shapes[n] for n in order], batch, dict(bindings))
 
 
 def needed_arguments(root: Node, extra: tuple = (), given=()) -> list:
@@ -244,6 +264,7 @@ def forward(root: Node, feed: Mapping, keep=(), training: bool = False, seed: in
     values: list = [None] * len(program.order)
     for i, node in program.leaves:
         values[i] = _leaf_value(node, arrays, given)
+    leaf_arrays = [values[i] for i, _ in program.leaves]
     residuals = {}
     for step in program.steps:
         try:
@@ -264,7 +285,19 @@ def forward(root: Node, feed: Mapping, keep=(), training: bool = False, seed: in
         kept = {n: values[i] for i, n in enumerate(program.order) if values[i] is not None}
     else:
         kept = {program.order[i]: values[i] for i in keep_idx}
+    for i in keep_idx:  # what the caller reads: never a view of a parameter, constant or fed array
+        node = program.order[i]
+        if node in kept:
+            kept[node] = _unaliased(kept[node], leaf_arrays)
     return ForwardState(root, program, kept, residuals, ctx, for_backward)
+
+
+def _unaliased(value: np.ndarray, leaf_arrays: list) -> np.ndarray:
+    """``value``, or a copy when it may share memory with a leaf's array (``W.eval()``,
+    ``reshape(x).eval()``): writing into a result must never change the model or the caller's data."""
+    if any(leaf is not None and np.may_share_memory(value, leaf) for leaf in leaf_arrays):
+        return value.copy()
+    return value
 
 
 def evaluate(root: Node, feed: Mapping, training: bool = False, seed: int | None = None) -> np.ndarray:
@@ -309,7 +342,7 @@ def backward(state: ForwardState, root_gradient=None, wrt=None) -> dict:
     if root_gradient is None:
         seed_grad = np.ones_like(y_root)
     else:
-        seed_grad = np.asarray(root_gradient, dtype=y_root.dtype)
+        seed_grad = np.array(root_gradient, dtype=y_root.dtype)  # a copy: gradients never alias the caller's array
         if seed_grad.shape != y_root.shape:
             raise ShapeError(f"root gradient for {root.label} has shape {seed_grad.shape}; expected {y_root.shape}")
     wanted = frozenset(program.index[n] for n in nodes if n in program.index)

@@ -353,6 +353,7 @@ class Parameter(Node):
                               or any(d not in (InferredDimension, n) for d, n in zip(self._shape, init.shape))):
                 raise ShapeError(f"{self.label}: init array has shape {init.shape}; expected {shape_str(self._shape)} "
                                  f"(or a scalar, or an initializer such as mg.initializers.glorot_uniform())")
+            init = init.copy()  # the initial value is the parameter's own, even while its shape is being inferred
         self.init = init
         self._value: np.ndarray | None = None
         self._materialize()
@@ -420,13 +421,29 @@ class Constant(Node):
         if dtype is None and not weak:
             dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float32
         super().__init__(arr.shape, dtype, name)
-        self._raw = arr
-        self.value = arr.astype(self._dtype) if self._dtype is not None else arr.astype(np.float64)
+        self._raw = np.array(arr, copy=True)  # the constant's own: changing the caller's array changes nothing
+        self._value = self._raw.astype(np.float64 if self._dtype is None else self._dtype)
+
+    @property
+    def value(self) -> np.ndarray:
+        """The constant's own array. Assigning copies the new value (shape-checked); ops that keep state
+        in a constant (batch normalization's running statistics) update this array in place."""
+        return self._value
+
+    @value.setter
+    def value(self, new) -> None:
+        arr = _numeric_array(new, f"{self.label}: value")
+        if arr.shape != self.shape:
+            raise ShapeError(f"{self.label}: cannot assign a value of shape {arr.shape}; expected "
+                             f"{shape_str(self.shape)}")
+        if self._dtype is None:
+            self._raw = np.array(arr, copy=True)
+        self._value = np.array(arr, dtype=np.float64 if self._dtype is None else self._dtype, copy=True)
 
     def adopt_dtype(self, dtype) -> None:
         if self._dtype is None:
             self._dtype = normalize_dtype(dtype)
-            self.value = self._raw.astype(self._dtype)
+            self._value = self._raw.astype(self._dtype)
 
 
 @dataclass
