@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import math
 import os
+import socket
+import struct
+import time
 
 import numpy as np
 
@@ -32,6 +35,35 @@ def _tensorboardx():
         raise ImportError("TensorBoardProgressWriter needs tensorboardX: pip install 'minigraph[tensorboard]' "
                           "(and tensorboard itself to view the runs: pip install tensorboard)") from exc
     return tensorboardX
+
+
+class _EventFile:
+    """One TensorBoard event file (TFRecord framing), written synchronously: every event reaches the
+    operating system when it is written (tensorboardX's SummaryWriter queues events in a thread,
+    so its flush can miss the newest ones); :meth:`flush` also syncs the file to disk."""
+
+    def __init__(self, log_dir: str):
+        from tensorboardX.proto import event_pb2
+        from tensorboardX.record_writer import masked_crc32c
+        self._event_pb2, self._crc = event_pb2, masked_crc32c
+        now = time.time_ns()  # seconds, then nanoseconds: a later run sorts after (TensorBoard reads in name order)
+        name = f"events.out.tfevents.{now // 10**9:010d}.{now % 10**9:09d}.{socket.gethostname()}.{os.getpid()}"
+        self._file = open(os.path.join(log_dir, name), "ab")
+        self.write(file_version="brain.Event:2")
+
+    def write(self, step: int = 0, **fields) -> None:
+        data = self._event_pb2.Event(wall_time=time.time(), step=step, **fields).SerializeToString()
+        header = struct.pack("<Q", len(data))
+        self._file.write(header + struct.pack("<I", self._crc(header)) + data + struct.pack("<I", self._crc(data)))
+        self._file.flush()
+
+    def flush(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self.flush()
+        self._file.close()
 
 
 class TensorBoardProgressWriter(ProgressWriter):
@@ -51,7 +83,7 @@ class TensorBoardProgressWriter(ProgressWriter):
 
     def __init__(self, freq: int | None = None, log_dir=".", rank: int | None = None, model=None):
         super().__init__(freq, 0, None, rank)
-        tbx = _tensorboardx()
+        _tensorboardx()
         self.log_dir = os.fspath(log_dir)
         self._writer = None
         self._purged = False
@@ -64,10 +96,9 @@ class TensorBoardProgressWriter(ProgressWriter):
         except OSError as exc:
             raise ValueError(f"TensorBoardProgressWriter: log_dir {self.log_dir!r} cannot be created "
                              f"({exc.strerror or exc})") from None
-        self._writer = tbx.SummaryWriter(logdir=self.log_dir, flush_secs=10)
+        self._writer = _EventFile(self.log_dir)
         if model is not None:
-            from tensorboardX.proto import event_pb2
-            self._writer.file_writer.add_event(event_pb2.Event(graph_def=graph_def(model).SerializeToString()))
+            self._writer.write(graph_def=graph_def(model).SerializeToString())
 
     # by hand ----------------------------------------------------------------------------------
     def write_value(self, name: str, value: float, step: int) -> None:
@@ -79,7 +110,8 @@ class TensorBoardProgressWriter(ProgressWriter):
         except (TypeError, ValueError):
             raise TypeError(f"write_value({name!r}): value must be a real number, got {value!r}") from None
         if self._writer is not None:
-            self._writer.add_scalar(name, value, step)
+            from tensorboardX.summary import scalar
+            self._writer.write(step, summary=scalar(name, value))
 
     def write_image(self, name: str, images, step: int, **grid_options) -> None:
         """Record images ``(N, C, H, W)`` (C = 1 or 3, values in [0, 1] unless ``normalize=True``) as
@@ -91,7 +123,8 @@ class TensorBoardProgressWriter(ProgressWriter):
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"write_image({name!r}): {exc}") from None
         if self._writer is not None:
-            self._writer.add_image(name, pixels, step, dataformats="HWC")
+            from tensorboardX.summary import image
+            self._writer.write(step, summary=image(name, pixels, dataformats="HWC"))
 
     def write_histogram(self, name: str, values, step: int) -> None:
         """Record the distribution of ``values`` (any shape; e.g. a parameter's ``value``)."""
@@ -105,7 +138,8 @@ class TensorBoardProgressWriter(ProgressWriter):
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"write_histogram({name!r}): values hold NaN or infinite numbers")
         if self._writer is not None:
-            self._writer.add_histogram(name, arr, step)
+            from tensorboardX.summary import histogram
+            self._writer.write(step, summary=histogram(name, arr, bins="auto"))
 
     def flush(self) -> None:
         super().flush()
@@ -125,8 +159,7 @@ class TensorBoardProgressWriter(ProgressWriter):
         if step > 1 and not self._purged and self._writer is not None:
             # TensorBoard's reader drops events at steps >= this one from earlier files (tensorboardX's purge_step)
             from tensorboardX.proto import event_pb2
-            self._writer.file_writer.add_event(
-                event_pb2.Event(step=step, session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START)))
+            self._writer.write(step, session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START))
         self._purged = True
 
     def on_write_training_update(self, progress: Progress) -> None:
