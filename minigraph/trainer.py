@@ -141,6 +141,13 @@ class Trainer:
             _sample_count(key, value, "Trainer")
 
     # steps ------------------------------------------------------------------------------------
+    def step_generator(self, step: int) -> np.random.Generator:
+        """The random generator of training step ``step`` (dropout masks), drawn from ``(seed, step)``:
+        each trainer has its own streams, so trainers in different threads do not interfere and give what
+        they give run one after the other, and a run restored from a checkpoint (which keeps ``seed``
+        and the step count) draws the masks it would have drawn."""
+        return np.random.default_rng([self.seed, step])
+
     def train_minibatch(self, feed: Mapping) -> float:
         """One update of every learner on ``feed`` (arrays with a leading batch axis, keyed by
         input variable or name). Returns the mean per-sample loss before the update."""
@@ -150,7 +157,8 @@ class Trainer:
         saved_constants = [(c, c.value.copy()) for c in self._running_statistics]  # restored if the step fails
         metric_node = self.evaluation_function
         keep = [] if metric_node is None else [metric_node]
-        state = loss.forward(feed, keep=keep, training=True)  # the feed holds inputs of the loss or metric only
+        # the feed holds inputs of the loss or metric only; dropout draws from this trainer's own generator
+        state = loss.forward(feed, keep=keep, training=True, seed=self.step_generator(step))
         value = state.values[loss]
         average = _per_sample_mean(value)
         try:
