@@ -3,7 +3,7 @@
 Every op is ``mg.NAME`` (and ``mg.ops.NAME``), as in CNTK; layers are in ``mg.layers``, learners in
 ``mg.learners``.
 """
-from . import data, initializers, layers, learners, ops
+from . import callbacks, data, initializers, layers, learners, logging, ops, utils
 from .errors import (
                      ArgumentError,
                      ArgumentTypeError,
@@ -33,6 +33,7 @@ from .trainer import Trainer
 __version__ = "0.1.0"
 
 __all__ = [
+    "callbacks", "logging", "utils",
     "data", "initializers", "layers", "learners", "ops", "ArgumentError", "ArgumentTypeError", "DataError",
     "GraphError", "MinigraphError", "ModelFileError", "RenderError", "ShapeError", "SpecError", "TrainingError",
     "ExportError", "Constant", "Function", "Node", "Parameter", "Variable", "constant", "input_variable",
