@@ -39,11 +39,7 @@ def build(w: Workload, x: np.ndarray, W: np.ndarray, max_temp_mem_size_in_sample
     """The ConvolutionTranspose node of ``w`` on ``x`` with map ``W`` (pads as the workload says)."""
     xv = mg.input_variable(w.x_shape[1:], dtype=x.dtype, name="x")
     Wp = mg.parameter(init=W, name="W")
-    if w.pad is None:
-        padding = {"auto_padding": True, "output_shape": w.output_shape}
-    else:
-        padding = {"auto_padding": False, "lower_pad": w.pad[0], "upper_pad": w.pad[1]}
-    y = mg.ops.convolution_transpose(Wp, xv, strides=w.stride, name=w.name, **padding,
+    y = mg.ops.convolution_transpose(Wp, xv, strides=w.stride, name=w.name, **w.padding(),
                                      max_temp_mem_size_in_samples=max_temp_mem_size_in_samples)
     if tuple(y.shape) != w.y_shape[1:]:
         raise AssertionError(f"{w.name}: minigraph gives output shape {tuple(y.shape)}; the workload expects "

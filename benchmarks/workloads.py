@@ -2,17 +2,21 @@
 
 Each :class:`Workload` is one ConvolutionTranspose layer: ``x (N, I, *n)`` and ``W (I, O, *K)``
 give ``y (N, O, *out)``. Pads are given the minigraph way (explicit ``(lo, hi)`` or CNTK
-``pad=True`` with an ``output_shape``); :meth:`Workload.pads` resolves them to ``(lo, hi)`` per
-axis with SEMANTICS.md's formulas so that the peers (PyTorch, ONNX Runtime) get the same geometry.
+``pad=True`` with an ``output_shape``); :meth:`Workload.pads` reads the ``(lo, hi)`` per axis that
+minigraph's shape rule resolved (``node.attributes``, docs/semantics.md) so that the peers
+(PyTorch, ONNX Runtime) get the same geometry.
 """
 from __future__ import annotations
 
 import fnmatch
+import functools
 import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
+
+import minigraph as mg
 
 
 @dataclass(frozen=True)
@@ -35,22 +39,27 @@ class Workload:
     def rank(self) -> int:
         return len(self.size)
 
+    def padding(self) -> dict:
+        """The pad arguments of ``convolution_transpose`` for this workload."""
+        if self.pad is None:
+            return {"auto_padding": True, "output_shape": self.output_shape}
+        return {"auto_padding": False, "lower_pad": self.pad[0], "upper_pad": self.pad[1]}
+
+    @functools.cached_property
+    def _node(self) -> mg.Function:
+        """The layer's node on a symbolic-free input (built once, never run): its shape rule resolves the pads."""
+        W = mg.parameter(self.w_shape, init=0.0, dtype=np.float32)
+        return mg.ops.convolution_transpose(W, mg.input_variable(self.x_shape[1:]), strides=self.stride,
+                                            **self.padding())
+
     def pads(self) -> list[tuple[int, int]]:
-        """Resolved ``(lo, hi)`` per spatial axis (SEMANTICS.md, 'Output size and padding')."""
-        if self.pad is not None:
-            return [tuple(self.pad)] * self.rank
-        out = []
-        for n, size in zip(self.size, self.output_shape or [None] * self.rank):
-            minimal = (n - 1) * self.stride + 1
-            extra = (size if size is not None else minimal) - minimal
-            lo = (self.kernel - 1) // 2 - extra // 2
-            hi = (self.kernel - 1) - (self.kernel - 1) // 2 - (extra - extra // 2)
-            out.append((lo, hi))
-        return out
+        """``(lo, hi)`` per spatial axis, as the shape rule resolved them (docs/semantics.md, "Pad placement")."""
+        attributes = self._node.attributes
+        return [(int(lo), int(hi)) for lo, hi in zip(attributes["lower_pad"], attributes["upper_pad"])]
 
     @property
     def out_size(self) -> tuple:
-        return tuple((n - 1) * self.stride + self.kernel - lo - hi for n, (lo, hi) in zip(self.size, self.pads()))
+        return tuple(int(d) for d in self._node.shape[1:])
 
     @property
     def x_shape(self) -> tuple:

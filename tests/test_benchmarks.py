@@ -103,7 +103,7 @@ def test_select_by_name_group_and_pattern():
 
 
 def test_auto_padding_resolves_as_semantics_says():
-    # SEMANTICS.md worked cases: (n, K, s, output_shape) -> (lo, hi)
+    # docs/semantics.md worked cases: (n, K, s, output_shape) -> (lo, hi), read from the node
     for n, k, s, out, pads in [(4, 3, 2, None, (1, 1)), (4, 3, 2, 8, (1, 0)), (4, 4, 2, None, (1, 2)),
                                (4, 4, 2, 8, (1, 1)), (14, 5, 2, 28, (2, 1))]:
         w = Workload("w", "2d", 1, 1, 1, (n,), k, s, pad=None, output_shape=None if out is None else (out,))
