@@ -19,11 +19,13 @@ $(DEMO_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[examples]"
+	$(PY) -m pip check  # the extras' protobuf needs (tensorboardX, tensorboard, onnx) must resolve together
 	touch $(DEMO_STAMP)
 
 $(STAMP): $(DEMO_STAMP)
 	$(PY) -m pip install --quiet -e ".[test,examples,bench,dev,distributed]"
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)" || echo "note: $(TORCH_SPEC) could not be installed; PyTorch oracle tests and benchmark columns will be skipped"
+	$(PY) -m pip check
 	touch $(STAMP)
 
 # Graphviz's `dot` renders the graph pictures; install it from the system package manager when missing.
@@ -40,7 +42,11 @@ test: setup
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
 
 demo: $(DEMO_STAMP) dot
-	$(PY) examples/gan_digits.py --quick --out out/
+	$(PY) examples/gan_digits.py --quick --out out/ --tensorboard out/tb
+	@echo "Watch the run (both losses, D(real) and D(fake), the samples, the generator's graph):"
+	@echo "    tensorboard --logdir out/tb"
+	@command -v tensorboard >/dev/null 2>&1 || [ -x $(VENV)/bin/tensorboard ] || \
+	  echo "(tensorboard is not installed: pip install tensorboard, or $(PY) -m pip install tensorboard and run $(VENV)/bin/tensorboard --logdir out/tb)"
 
 bench: setup
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) -m benchmarks

@@ -3,7 +3,7 @@
 Every op is ``mg.NAME`` (and ``mg.ops.NAME``), as in CNTK; layers are in ``mg.layers``, learners in
 ``mg.learners``.
 """
-from . import callbacks, data, initializers, layers, learners, logging, ops, utils
+from . import callbacks, data, distributed, initializers, layers, learners, logging, ops, utils
 from .errors import (
                      ArgumentError,
                      ArgumentTypeError,
@@ -18,6 +18,7 @@ from .errors import (
                      TrainingError,
 )
 from .explain import explain
+from .gan import GANTrainer
 from .graph import Constant, Function, Node, Parameter, Variable, constant, input_variable, parameter
 from .limits import get_memory_limit, set_memory_limit
 from .lint import lint
@@ -34,10 +35,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "callbacks", "logging", "utils",
-    "data", "initializers", "layers", "learners", "ops", "ArgumentError", "ArgumentTypeError", "DataError",
+    "data", "distributed", "initializers", "layers", "learners", "ops", "ArgumentError", "ArgumentTypeError",
+    "DataError",
     "GraphError", "MinigraphError", "ModelFileError", "RenderError", "ShapeError", "SpecError", "TrainingError",
     "ExportError", "Constant", "Function", "Node", "Parameter", "Variable", "constant", "input_variable",
     "parameter", "load_model", "save_model", "export_onnx", "plot", "set_seed", "Dim", "InferredDimension",
-    "Trainer", "ResourceError", "get_memory_limit", "set_memory_limit", "explain", "lint",
+    "Trainer", "GANTrainer", "ResourceError", "get_memory_limit", "set_memory_limit", "explain", "lint",
     "OnnxImportError", "import_onnx", *ops.__all__,
 ]
