@@ -67,6 +67,28 @@ def _per_sample_mean(value: np.ndarray) -> float:
     return float(value.reshape(rows, -1).sum(axis=1).mean()) if value.size else float("nan")
 
 
+def checked_gradients(loss: Node, state, wrt: Sequence[Node], step: int) -> tuple[float, dict]:
+    """The mean per-sample loss of a training-mode forward ``state`` of ``loss`` and the gradients of
+    that mean w.r.t. ``wrt``; TrainingError naming step ``step`` when either is not finite (the
+    caller then restores what the forward pass changed)."""
+    value = state.values[loss]
+    average = _per_sample_mean(value)
+    if not np.isfinite(average):
+        raise TrainingError(f"step {step}: the loss {loss.label} is {average}; parameters were not updated "
+                            f"(lower the learning rate, clip gradients, or check the inputs)")
+    grads = loss.backward(state, np.full_like(value, 1.0 / value.shape[0]), wrt=wrt)
+    check_finite_gradients(grads, step, average)
+    return average, grads
+
+
+def check_finite_gradients(grads: Mapping[Node, np.ndarray], step: int, average: float) -> None:
+    """TrainingError naming the nodes whose gradient holds a NaN or an infinity."""
+    bad = [n.label for n, g in grads.items() if not np.all(np.isfinite(g))]
+    if bad:
+        raise TrainingError(f"step {step}: the gradient of {', '.join(bad)} is not finite (loss {average}); "
+                            f"parameters were not updated")
+
+
 class Trainer:
     """Trains ``criterion`` with ``parameter_learners``.
 
@@ -162,11 +184,11 @@ class Trainer:
         with abort_on_error():
             return self._train_minibatch(feed)
 
-    def _update(self, grads: Mapping, batch: int, average: float, metric: float | None) -> tuple:
-        """Apply every learner; returns the minibatch's sample count, mean loss and mean metric,
-        over every process when a learner is distributed (summed in that learner's Allreduce)."""
+    def _update(self, grads: Mapping, batch: int, average: float, metric: float | None, learners=None) -> tuple:
+        """Apply every learner (or those of ``learners``); returns the minibatch's sample count, mean loss
+        and mean metric, over every process when a learner is distributed (summed in its Allreduce)."""
         reduced = None
-        for learner in self.parameter_learners:
+        for learner in self.parameter_learners if learners is None else learners:
             part = {p: grads[p] for p in learner.parameters}
             if isinstance(learner, DistributedLearner) and reduced is None:
                 reduced = learner.update_with_statistics(part, batch, (average * batch, (metric or 0.0) * batch))
@@ -186,17 +208,8 @@ class Trainer:
         keep = [] if metric_node is None else [metric_node]
         # the feed holds inputs of the loss or metric only; dropout draws from this trainer's own generator
         state = loss.forward(feed, keep=keep, training=True, seed=self.step_generator(step))
-        value = state.values[loss]
-        average = _per_sample_mean(value)
         try:
-            if not np.isfinite(average):
-                raise TrainingError(f"step {step}: the loss {loss.label} is {average}; parameters were not updated "
-                                    f"(lower the learning rate, clip gradients, or check the inputs)")
-            grads = loss.backward(state, np.full_like(value, 1.0 / value.shape[0]), wrt=self._params)
-            bad = [p.label for p in self._params if not np.all(np.isfinite(grads[p]))]
-            if bad:
-                raise TrainingError(f"step {step}: the gradient of {', '.join(bad)} is not finite (loss {average}); "
-                                    f"parameters were not updated")
+            average, grads = checked_gradients(loss, state, self._params, step)
         except TrainingError:
             for c, v in saved_constants:
                 np.copyto(c.value, v)
