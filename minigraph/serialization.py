@@ -15,6 +15,7 @@ compares the result with what the file says.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Mapping
@@ -203,6 +204,13 @@ def rebuild_function(op_name: str, inputs: list, attributes: dict, name: str) ->
     builder = BUILDERS.get(op_name)
     if builder is None:
         raise ValueError(f"op {op_name!r} names no public function to rebuild it (export(builds=...))")
+    params = inspect.signature(builder).parameters.values()
+    if not any(p.kind is p.VAR_POSITIONAL for p in params):  # splice takes any number
+        wanted = sum(1 for p in params if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty
+                     and p.name not in attributes)
+        if len(inputs) != wanted:
+            raise ValueError(f"{op_name} takes {wanted} input{'s' if wanted != 1 else ''}, the file gives "
+                             f"{len(inputs)}")
     node = builder(*inputs, **attributes, name=name)
     if not isinstance(node, Function) or node.op is not OPS[op_name] or list(node.inputs_direct) != inputs:
         raise ValueError(f"these attributes do not make a {op_name} node of these inputs")
@@ -217,10 +225,13 @@ def _rebuild_node(i: int, rec: dict, built: list, scopes: list[Scope], arrays: M
     shape = as_shape(rec["shape"])
     if kind == "Input":
         node: Node = Variable(shape, dtype, name)
-    elif kind == "Parameter":
-        node = Parameter(shape, require_array(arrays, f"p{i}", path, shape, dtype), dtype, name)
-    elif kind == "Constant":
-        node = Constant(require_array(arrays, f"c{i}", path, shape, dtype), dtype, name)
+    elif kind in ("Parameter", "Constant"):
+        key = f"{kind[0].lower()}{i}"
+        value = require_array(arrays, key, path, shape, dtype)
+        if not np.isfinite(value).all():  # training never leaves them so: the file was damaged or edited
+            raise ModelFileError(f"{os.fspath(path)}: array {key!r} of {kind.lower()} {name!r} holds NaN or "
+                                 f"infinite values")
+        node = Parameter(shape, value, dtype, name) if kind == "Parameter" else Constant(value, dtype, name)
     else:
         if rec["op"] not in OPS:
             raise ModelFileError(f"{os.fspath(path)}: node {i} ({name!r}) uses op {_short(rec['op'])}, which this "

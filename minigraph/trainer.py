@@ -448,6 +448,10 @@ class Trainer:
                   for i, p in enumerate(self._all_params)]
         consts = [require_array(arrays, f"const{i}", path, c.value.shape, c.value.dtype)
                   for i, c in enumerate(self._constants)]
+        bad = [f"param{i}" for i, v in enumerate(values) if not np.isfinite(v).all()]
+        bad += [f"const{i}" for i, v in enumerate(consts) if not np.isfinite(v).all()]
+        if bad:  # training never leaves them so (a NaN step is refused): the file was damaged or edited
+            raise ModelFileError(f"{path}: checkpoint arrays {bad[:5]} hold NaN or infinite values")
         used = {f"param{i}" for i in range(len(values))} | {f"const{i}" for i in range(len(consts))}
         learner_states = []
         for j, (learner, state) in enumerate(zip(self.parameter_learners, manifest["learners"])):
