@@ -8,7 +8,7 @@ tests read the numbers; ``str()`` gives the text. Sizes stay symbolic (``N = 2*H
 ``feed`` or ``bindings`` bind the names, in which case each derived quantity also carries its bound
 number.
 
-Notation (SEMANTICS.md): for a transposed convolution ``n`` is its input length, ``N`` its output
+Notation (docs/semantics.md): for a transposed convolution ``n`` is its input length, ``N`` its output
 length; for a convolution or pooling ``N`` is the input and ``n`` the output; both use
 ``big index = small index * s + tap * d - lo``. ``k`` kernel, ``s`` stride, ``d`` dilation,
 ``Keff = (k - 1)*d + 1``, ``lo``/``hi`` the resolved lower/upper pads (negative: zero rows).

@@ -4,7 +4,7 @@ Pure functions, the single source of truth for the shape rules (:mod:`minigraph.
 kernels (:mod:`minigraph.ops.conv_kernels`). They work on ints and on symbolic dims
 (:class:`minigraph.shapes.Dim`) alike: only ``+ - * //`` and :func:`~minigraph.shapes.ceil_div`.
 
-Names follow SEMANTICS.md, seen from the convolution: ``big`` is the convolution's input length (the
+Names follow docs/semantics.md, seen from the convolution: ``big`` is the convolution's input length (the
 transposed convolution's output, ``N``), ``small`` the convolution's output length (the transposed
 convolution's input, ``n``), ``k`` the kernel length, ``s`` the stride, ``d`` the dilation and
 ``lo``/``hi`` the pads. Both ops use one index relation, ``big index = small index * s + tap * d - lo``.

@@ -1,6 +1,6 @@
 """Numpy kernels of N-D convolution, transposed convolution and their weight gradient.
 
-Seen from the convolution (SEMANTICS.md): ``big`` ``(B, C, *N)`` is its input, ``small``
+Seen from the convolution (docs/semantics.md): ``big`` ``(B, C, *N)`` is its input, ``small``
 ``(B, O, *n)`` its output, ``w`` ``(O, C/groups, *K)`` its weight, and
 ``small[b, o, i] = sum_{c, k} w[o, c, k] * big[b, c, i*s + k*d - lo]`` (zeros outside ``[0, N)``).
 The transposed convolution with map ``(I, O/groups, *K)`` is the same relation read backwards (its

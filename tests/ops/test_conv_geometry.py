@@ -1,4 +1,4 @@
-"""Sizes and pads (minigraph.ops.conv_geometry): every worked example of SEMANTICS.md, per-axis
+"""Sizes and pads (minigraph.ops.conv_geometry): every worked example of docs/semantics.md, per-axis
 arguments, symbolic sizes, and the round trip (a convolution maps every valid transposed size back)."""
 import itertools
 
@@ -7,7 +7,7 @@ import pytest
 from minigraph.ops import conv_geometry as geo
 from minigraph.shapes import Dim, dim
 
-# SEMANTICS.md, "Auto-pad placement": (n, K, s, output_shape) -> (N, (lo, hi)), pad=True
+# docs/semantics.md, "Worked examples": (n, K, s, output_shape) -> (N, (lo, hi)), pad=True
 PAD_TRUE_EXAMPLES = [
     (4, 3, 2, None, 7, (1, 1)),
     (4, 3, 2, 8, 8, (1, 0)),
