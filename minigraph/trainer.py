@@ -11,6 +11,7 @@ training with :class:`TrainingError` before any parameter or running statistic c
 """
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,8 +22,9 @@ from tqdm import tqdm
 from . import rng
 from .archive import library_version, read_archive, require_array, write_archive
 from .callbacks import CallbackList
+from .data import MinibatchSource
 from .distributed import Communicator, DistributedLearner, abort_on_error
-from .errors import GraphError, ModelFileError, TrainingError
+from .errors import DataError, GraphError, ModelFileError, TrainingError
 from .graph import Constant, Function, Node, Parameter
 from .learners import Learner
 from .logging.base import (
@@ -144,6 +146,8 @@ class Trainer:
         self.history: dict[str, list] = {"loss": [], "metric": [], "seconds": [], "minibatch_loss": [],
                                          "val_loss": [], "val_metric": []}
         self.stop_training = False  # a callback sets it to end fit after the current epoch (Keras)
+        self.data_source: MinibatchSource | None = None  # the source fit last drove (its position is checkpointed)
+        self._pending_source_state: dict | None = None  # a checkpoint's source position, for the next fit
         writers = [progress_writers] if isinstance(progress_writers, ProgressWriter) else list(progress_writers)
         for w in writers:
             if not isinstance(w, ProgressWriter):
@@ -244,16 +248,24 @@ class Trainer:
         summarize_test_progress(self.progress_writers, self)
 
     # epochs -----------------------------------------------------------------------------------
-    def fit(self, data: Mapping, epochs: int = 1, minibatch_size: int = 32, shuffle: bool = True,
-            seed: int | None = None, callbacks: Iterable[Callable] = (), progress: bool | None = None,
-            validation_data: Mapping | None = None, validation_freq: int = 1) -> dict:
+    def fit(self, data: Mapping | MinibatchSource, epochs: int = 1, minibatch_size: int | None = None,
+            shuffle: bool | None = None, seed: int | None = None, callbacks: Iterable[Callable] = (),
+            progress: bool | None = None, validation_data: Mapping | None = None, validation_freq: int = 1,
+            input_map: Mapping | None = None) -> dict:
         """Train for ``epochs`` passes over ``data`` (input -> array of N samples), in minibatches
-        of ``minibatch_size`` (the last may be smaller). Every input needs an array with the same
-        number (at least one) of samples on its leading axis, else GraphError names the input.
+        of ``minibatch_size`` (default 32; the last may be smaller). Every input needs an array with
+        the same number (at least one) of samples on its leading axis, else GraphError names the input.
 
-        shuffle: visit samples in a new random order each epoch, drawn from ``(seed, epoch number)``
-            (``seed`` defaults to the trainer's own, so a run restored from a checkpoint reshuffles
-            exactly as the uninterrupted run would).
+        shuffle: visit samples in a new random order each epoch (default True), drawn from ``(seed,
+            epoch number)`` (``seed`` defaults to the trainer's own, so a run restored from a
+            checkpoint reshuffles exactly as the uninterrupted run would).
+        data may also be a :class:`minigraph.data.MinibatchSource`: an epoch is one sweep of it
+            (from where it stands: a source resumed mid-epoch finishes that epoch), the source's own
+            minibatch size, order and seed apply (passing ``minibatch_size``, ``shuffle`` or
+            ``seed`` too raises ValueError), and training stops early once its ``max_sweeps`` are
+            done. Its streams whose names are inputs of the loss or metric are fed (``input_map``:
+            ``{input node or name: stream name}`` to choose). The trainer keeps the source as
+            :attr:`data_source`, and :meth:`save_checkpoint` records its position.
         With a distributed learner, every process passes the same ``data`` and trains on its share
         of each minibatch (``np.array_split`` of the minibatch's indices by rank); a last minibatch
         with fewer samples than processes is skipped.
@@ -270,9 +282,48 @@ class Trainer:
         Returns :attr:`history`: per-epoch ``loss``, ``metric``, ``val_loss``, ``val_metric``, ``seconds``
         and every ``minibatch_loss``.
         """
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"fit: epochs must be an int >= 0, got {epochs!r}")
+        if isinstance(data, MinibatchSource):
+            given = [k for k, v in (("minibatch_size", minibatch_size), ("shuffle", shuffle), ("seed", seed))
+                     if v is not None]
+            if given:
+                raise ValueError(f"fit: {', '.join(given)} belong to the MinibatchSource when data is one; "
+                                 f"set them when creating the source")
+            self._attach_source(data)
+            minibatch_size, batches = data.minibatch_size, len(data)
+            epoch_feeds = functools.partial(self._source_feeds, data, input_map)
+        else:
+            if input_map is not None:
+                raise ValueError("fit: input_map is for a MinibatchSource; key the arrays of data by input instead")
+            minibatch_size = 32 if minibatch_size is None else minibatch_size
+            arrays, n = self._fit_arrays(data, minibatch_size)
+            batches = -(-n // minibatch_size)
+            epoch_feeds = functools.partial(self._array_feeds, arrays, n, minibatch_size,
+                                            True if shuffle is None else shuffle, seed)
+        show = (sys.stderr.isatty() if progress is None else bool(progress)) and self._is_main()
+        validation = self._validation_arrays(validation_data, validation_freq)
+        callback_list = CallbackList(callbacks)
+        self.stop_training = False
+        callback_list.train_begin(self)
+        try:
+            with tqdm(total=epochs * batches, disable=not show, unit="mb", dynamic_ncols=True) as bar:
+                for e in range(epochs):
+                    bar.set_description(f"epoch {e + 1}/{epochs}")
+                    logs = self._epoch(epoch_feeds(), minibatch_size, bar, validation, validation_freq)
+                    if logs is None or callback_list.epoch_end(self, logs):  # every callback sees every epoch
+                        break
+        finally:
+            flush_all(self.progress_writers)
+        callback_list.train_end(self)
+        return self.history
+
+    def _fit_arrays(self, data, minibatch_size) -> tuple[dict, int]:
+        """``fit``'s data as arrays and their sample count, checked."""
         if not isinstance(data, Mapping) or not data:
             raise GraphError(f"fit: data must be a non-empty dict of input (node or name) -> array of samples, "
-                             f"got {'an empty dict' if isinstance(data, Mapping) else type(data).__name__}")
+                             f"or a MinibatchSource; got "
+                             f"{'an empty dict' if isinstance(data, Mapping) else type(data).__name__}")
         counts = {k: _sample_count(k, v, "fit") for k, v in data.items()}
         if len(set(counts.values())) != 1:
             listing = ", ".join(f"{getattr(k, 'label', repr(k))}: {n}" for k, n in counts.items())
@@ -281,28 +332,71 @@ class Trainer:
         n = len(next(iter(arrays.values())))
         if isinstance(minibatch_size, bool) or not isinstance(minibatch_size, int) or minibatch_size <= 0:
             raise ValueError(f"fit: minibatch_size must be a positive int, got {minibatch_size!r}")
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-            raise ValueError(f"fit: epochs must be an int >= 0, got {epochs!r}")
         if self.distributed and min(n, minibatch_size) < Communicator.size():
             raise ValueError(f"fit: {Communicator.size()} processes need at least one sample each per minibatch; "
                              f"got minibatch_size={minibatch_size} and {n} samples")
-        show = (sys.stderr.isatty() if progress is None else bool(progress)) and self._is_main()
-        validation = self._validation_arrays(validation_data, validation_freq)
-        callback_list = CallbackList(callbacks)
-        batches = -(-n // minibatch_size)
-        self.stop_training = False
-        callback_list.train_begin(self)
-        try:
-            with tqdm(total=epochs * batches, disable=not show, unit="mb", dynamic_ncols=True) as bar:
-                for e in range(epochs):
-                    bar.set_description(f"epoch {e + 1}/{epochs}")
-                    logs = self._epoch(arrays, n, minibatch_size, shuffle, seed, bar, validation, validation_freq)
-                    if callback_list.epoch_end(self, logs):  # every callback sees every epoch
-                        break
-        finally:
-            flush_all(self.progress_writers)
-        callback_list.train_end(self)
-        return self.history
+        return arrays, n
+
+    def _array_feeds(self, arrays: dict, n: int, minibatch_size: int, shuffle: bool, seed: int | None):
+        """The feeds of one epoch over ``arrays``: this process's share of each minibatch."""
+        order = (np.random.default_rng([self.seed if seed is None else seed, self.epochs_done]).permutation(n)
+                 if shuffle else np.arange(n))
+        for b in range(0, n, minibatch_size):
+            idx = order[b:b + minibatch_size]
+            if self.distributed:  # this process trains on its share; the loss reported is the whole minibatch's
+                if len(idx) < Communicator.size():
+                    continue  # a last minibatch too small to give every process a sample
+                idx = np.array_split(idx, Communicator.size())[Communicator.rank()]
+            yield {k: v[idx] for k, v in arrays.items()}
+
+    def _attach_source(self, source: MinibatchSource) -> None:
+        """Drive ``source`` from now on, first moving it to a restored checkpoint's position."""
+        if self._pending_source_state is not None:
+            try:
+                source.load_state_dict(self._pending_source_state)
+            except DataError as exc:
+                raise DataError(f"fit: the restored checkpoint's data position does not fit this source: {exc}") \
+                    from None
+            self._pending_source_state = None
+        self.data_source = source
+
+    def _source_feeds(self, source: MinibatchSource, input_map: Mapping | None):
+        """The feeds of one sweep of ``source`` (from its position), streams mapped to inputs."""
+        before = source.state_dict()
+        first = True
+        while True:
+            batch = source.next_minibatch()
+            if not batch:
+                return
+            if first:
+                try:
+                    streams = self._streams_to_inputs(batch, input_map)
+                except GraphError:
+                    source.load_state_dict(before)  # nothing was trained on it
+                    raise
+                first = False
+            yield {key: batch[name] for key, name in streams.items()}
+            if source.end_of_sweep:
+                return
+
+    def _streams_to_inputs(self, batch: Mapping, input_map: Mapping | None) -> dict:
+        """``{input node or name: stream name}`` for a source's minibatch; GraphError if nothing fits."""
+        if input_map is not None:
+            if not isinstance(input_map, Mapping):
+                raise TypeError(f"fit: input_map must be a dict of input -> stream name, "
+                                f"got {type(input_map).__name__}")
+            unknown = {s for s in input_map.values() if s not in batch}
+            if unknown:
+                raise GraphError(f"fit: input_map names streams {sorted(unknown)} the source does not have "
+                                 f"(it has {sorted(batch)})")
+            self._check_feed({key: batch[s] for key, s in input_map.items()})
+            return dict(input_map)
+        names = {v.name for r in (self.loss_function, self.evaluation_function) if r is not None for v in r.arguments}
+        streams = {s: s for s in batch if s in names}
+        if not streams:
+            raise GraphError(f"fit: none of the source's streams {sorted(batch)} is an input of the loss or metric "
+                             f"(inputs: {sorted(names)}); pass input_map={{input: stream name}}")
+        return streams
 
     def _validation_arrays(self, data: Mapping | None, freq) -> dict | None:
         """``fit``'s validation data as arrays, checked like a feed."""
@@ -338,24 +432,22 @@ class Trainer:
         summarize_test_progress(self.progress_writers, self)
         return loss_sum / n, None if metric_node is None else metric_sum / n
 
-    def _epoch(self, arrays: dict, n: int, minibatch_size: int, shuffle: bool, seed: int | None, bar,
-               validation: dict | None = None, validation_freq: int = 1) -> dict:
-        order = (np.random.default_rng([self.seed if seed is None else seed, self.epochs_done]).permutation(n)
-                 if shuffle else np.arange(n))
+    def _epoch(self, feeds: Iterable[dict], minibatch_size: int, bar, validation: dict | None = None,
+               validation_freq: int = 1) -> dict | None:
+        """Train on every feed of one epoch; its logs, or None when there was nothing to train on
+        (a source whose sweeps are done)."""
         start, loss_sum, metric_sum, trained = time.perf_counter(), 0.0, 0.0, 0
-        for b in range(0, n, minibatch_size):
-            idx = order[b:b + minibatch_size]
-            if self.distributed:  # this process trains on its share; the loss reported is the whole minibatch's
-                if len(idx) < Communicator.size():
-                    continue  # a last minibatch too small to give every process a sample
-                share = np.array_split(idx, Communicator.size())[Communicator.rank()]
-            loss = self.train_minibatch({k: v[share if self.distributed else idx] for k, v in arrays.items()})
+        for feed in feeds:
+            loss = self.train_minibatch(feed)
             metric = self.previous_minibatch_evaluation_average
-            loss_sum += loss * len(idx)
-            metric_sum += (metric or 0.0) * len(idx)
-            trained += len(idx)
+            rows = self.previous_minibatch_sample_count  # the whole minibatch's, over every process
+            loss_sum += loss * rows
+            metric_sum += (metric or 0.0) * rows
+            trained += rows
             bar.set_postfix(loss=f"{loss:.4g}", **({} if metric is None else {"metric": f"{metric:.4g}"}))
             bar.update()
+        if not trained:
+            return None
         self.epochs_done += 1
         logs = {"epoch": self.epochs_done, "loss": loss_sum / trained,
                 "metric": None if self.evaluation_function is None else metric_sum / trained,
@@ -406,6 +498,7 @@ class Trainer:
             "learners": learner_states, "rng": rng.get_state(), "history": self.history,
             "counters": {"step_count": self.step_count, "samples": self.total_number_of_samples_seen,
                          "epochs_done": self.epochs_done, "seed": self.seed},
+            "data_source": None if self.data_source is None else self.data_source.state_dict(),
         }
         write_archive(path, manifest, arrays)
 
@@ -416,6 +509,7 @@ class Trainer:
         manifest, arrays = read_archive(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)
         try:
             checked = self._checked_checkpoint(manifest, arrays, path)
+            source_state = self._checked_source_state(manifest.get("data_source"))
         except ModelFileError:
             raise
         except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
@@ -431,6 +525,20 @@ class Trainer:
         self.step_count, self.total_number_of_samples_seen, self.epochs_done, self.seed = counters
         self.history = history
         rng.set_state(manifest["rng"])
+        if self.data_source is not None and source_state is not None:
+            self.data_source.load_state_dict(source_state)  # checked: cannot fail
+        else:
+            self._pending_source_state = source_state  # for the source the next fit drives
+
+    def _checked_source_state(self, state) -> dict | None:
+        """A checkpoint's MinibatchSource position (None when no source was driven), checked
+        against :attr:`data_source` when there is one (else when ``fit`` gets a source)."""
+        if state is not None:
+            if self.data_source is not None:
+                self.data_source.check_state(state)
+            elif not isinstance(state, dict):
+                raise ModelFileError(f"data_source must be a MinibatchSource state, got {type(state).__name__}")
+        return state
 
     def _checked_checkpoint(self, manifest: dict, arrays: dict, path) -> tuple:
         """Everything :meth:`restore_from_checkpoint` sets, read from the file and validated."""
