@@ -2,7 +2,8 @@
 
     python -m minigraph plot spec.toml -o net.png [--format svg] [--rankdir LR] [--collapse-layers]
     python -m minigraph plot spec.toml              # DOT text on stdout
-    python -m minigraph summary spec.toml
+    python -m minigraph summary spec.toml [--batch 64]
+    python -m minigraph explain spec.toml [--node up2] [--bind H=7 W=7]
     python -m minigraph data-info DIR              # images per class, sizes, modes, unreadable files
 
 Specs are TOML or JSON files read by :func:`minigraph.layers.from_spec`. Bad input (a missing or
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from .data import EXTENSIONS, folder_info
-from .errors import MinigraphError, RenderError
+from .errors import GraphError, MinigraphError, RenderError
 from .layers import from_spec, summary
 from .plot import FORMATS, RANKDIRS, plot
 
@@ -34,8 +35,38 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    print(summary(from_spec(args.spec)))
+    print(summary(from_spec(args.spec), batch=args.batch))
     return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .explain import explain
+    model = from_spec(args.spec)
+    found = explain(model, bindings=dict(args.bind or []))
+    if args.node is not None:
+        try:
+            found = found.layer(args.node)
+        except KeyError:
+            try:
+                found = explain(model.find_by_name(args.node), bindings=dict(args.bind or []), chain=False)
+            except GraphError as exc:
+                raise GraphError(f"--node {args.node}: no layer of that name, and {exc}") from None
+    print(found)
+    return 0
+
+
+def _binding(text: str) -> tuple[str, int]:
+    """``--bind H=7``: a dimension name and a positive size."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier() or not value.strip().isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=SIZE with a positive integer size (e.g. H=7)")
+    return name, int(value)
+
+
+def _positive(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
 
 
 def _data_info(args: argparse.Namespace) -> int:
@@ -84,8 +115,20 @@ def _parser() -> argparse.ArgumentParser:
     d.set_defaults(run=_data_info)
     return parser
 
+    s.add_argument("--batch", type=_positive, help="multiply-adds and memory for this many samples (default: "
+                                                   "per sample) and the simulated peak of a run")
 
 def main(argv: Sequence[str] | None = None) -> int:
+    e = commands.add_parser("explain", help="show how every shape, size and pad of a spec's network was derived",
+                            description="Explain the shape pass of a spec's network: per-axis sizes, valid "
+                                        "output_shape ranges and pads of convolutions and pooling, one-line rules "
+                                        "of the other ops.")
+    e.add_argument("spec", help="network spec (.toml or .json)")
+    e.add_argument("--node", help="only this layer (or node) name, e.g. up2")
+    e.add_argument("--bind", type=_binding, nargs="+", metavar="NAME=SIZE",
+                   help="bind symbolic sizes to numbers, e.g. --bind H=7 W=7")
+    e.set_defaults(run=_explain)
+
     """Run the command line; returns the exit status (0 ok, 1 rendering failed, 2 bad input)."""
     parser = _parser()
     try:

@@ -212,12 +212,16 @@ class Node:
         return found[0]
 
     # execution (delegates to the autodiff engine) ------------------------------------------
-    def eval(self, feed: Mapping | None = None, *, training: bool = False, seed: int | None = None):
+    def eval(self, feed: Mapping | None = None, *, training: bool = False, seed: int | None = None,
+             memory_limit: int | None = None):
         """Run the graph and return this node's value, shape ``(N, *self.shape)``.
 
         ``feed`` maps input variables (or their names) to arrays with a leading batch axis.
+        ``memory_limit`` (bytes; default ``mg.get_memory_limit()``): a run whose estimated peak is larger
+        fails before allocating anything, with :class:`~minigraph.ResourceError`.
         """
         from . import autodiff
+        _check_memory(self, feed, False, memory_limit)
         return autodiff.evaluate(self, feed or {}, training=training, seed=seed)
 
     def grad(self, feed: Mapping | None = None, wrt=None, grad_root=None, *, training: bool = False,
@@ -226,6 +230,7 @@ class Node:
         output gradient) w.r.t. ``wrt``: a dict by node for a list, an array for a single node.
         ``wrt=None`` means all parameters."""
         from . import autodiff
+        _check_memory(self, feed, True)
         return autodiff.grad(self, feed or {}, wrt=wrt, grad_root=grad_root, training=training, seed=seed)
 
     def forward(self, feed: Mapping | None = None, keep=(), *, training: bool = False, seed: int | None = None,
@@ -236,6 +241,8 @@ class Node:
         metric); the feed must then cover their inputs too. ``given`` (node -> array, e.g. values of
         an earlier state) supplies node values: nothing above them runs and gradients stop there."""
         from . import autodiff
+        if not given:  # the memory limit checks the run of this node's graph
+            _check_memory(self, feed, for_backward)
         return autodiff.forward(self, feed or {}, keep=keep, training=training, seed=seed,
                                 for_backward=for_backward, given=given)
 
@@ -251,10 +258,19 @@ class Node:
         from .serialization import save_model
         save_model(self, path)
 
-    def summary(self, **options) -> None:
-        """Print the layer table of this graph (:func:`minigraph.layers.print_summary`)."""
-        from .layers.summary import print_summary
-        print_summary(self, **options)
+    def summary(self, batch: int | None = None):
+        """The layer table of this graph (:func:`minigraph.layers.summary`: shapes, parameters,
+        multiply-adds, activation memory per sample or for ``batch`` samples, pads, lint findings): a
+        ``str`` that notebooks show as an HTML table; ``print(model.summary())`` in scripts."""
+        from .layers.summary import summary
+        return summary(self, batch)
+
+    def estimate(self, batch: int = 1, training: bool = False, bindings: Mapping[str, int] | None = None):
+        """Memory and multiply-adds of a run on ``batch`` samples, from the shape pass
+        (:func:`minigraph.costs.estimate`: ``parameter_bytes``, ``activation_bytes``, ``workspace_bytes``,
+        ``multiply_adds``, ``peak_bytes``); symbolic sizes need ``bindings``."""
+        from .costs import estimate
+        return estimate(self, batch, training, bindings)
 
     def explain(self, feed: Mapping | None = None, **options):
         """How every shape up to this node was derived (:func:`minigraph.explain`: per-axis sizes and pads
@@ -266,6 +282,16 @@ class Node:
         """Findings about this network (:func:`minigraph.lint`), e.g. checkerboard-prone kernels."""
         from .lint import lint
         return lint(self, loss)
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """Jupyter shows a node as the picture of its graph (SVG from Graphviz), text elsewhere."""
+        from .plot import svg_text
+        svg = svg_text(self)
+        return {"text/plain": repr(self), **({"image/svg+xml": svg} if svg else {})}
+
+    def _repr_svg_(self) -> str | None:
+        from .plot import svg_text
+        return svg_text(self)
 
     def plot(self, filename=None, **options) -> str:
         """Draw this graph; return its DOT text and, with ``filename``, render it there
@@ -585,6 +611,14 @@ class Function(Node):
     @property
     def root_function(self) -> Function:
         return self
+
+
+def _check_memory(root: Node, feed, training: bool, limit: int | None = None) -> None:
+    """Before a run: its estimated peak against the memory limit (``mg.set_memory_limit``)."""
+    from .limits import get_memory_limit
+    if limit is not None or get_memory_limit() is not None:
+        from .costs import check_run
+        check_run(root, feed or {}, training, limit)
 
 
 def as_node(x, dtype=None) -> Node:

@@ -168,12 +168,13 @@ def _transposed(node: Function) -> list[Finding]:
                            f"the pads crop whole input rows away ({parts}): no output row receives them",
                            "use smaller pads (a pad of at least Keff discards an input row)"))
     if odd:
-        sizes = [f"{s}*n = {n * s}" for _, n, s in odd]
         fixed = tuple(n * s for _, n, s in odd)
         shown = fixed[0] if len(fixed) == 1 else fixed
+        got = tuple((n - 1) * s + 1 for _, n, s in odd)
         out.append(Finding("2n-1", "warning", node,
                            f"pad=True with stride > 1 and no output_shape gives (n - 1)*s + 1 rows "
-                           f"(CNTK's rule: 2n - 1 for stride 2), not {', '.join(sizes)} as most people expect",
+                           f"(CNTK's rule: 2n - 1 for stride 2): {got[0] if len(got) == 1 else got}, not n*s = "
+                           f"{shown} as most people expect",
                            f"pass output_shape={shown} (or pad='same_upper') to get n*s"))
     return out
 

@@ -48,6 +48,8 @@ _MAX_VALUE_CHARS = 48
 _ROW_CHARS = 36  # attribute lines of an op box are packed up to this length
 _SEPARATOR = " · "
 
+_WARNING = "#b35900"
+_FLAGGED = f', color="{_WARNING}", penwidth=2.2'  # a node lint has findings about
 
 @dataclass
 class _Box:
@@ -61,7 +63,7 @@ class _Box:
 
 def plot(root: Node, filename: str | os.PathLike | None = None, *, format: str | None = None,
          rankdir: str = "TB", show_shapes: bool = True, show_params: bool = True,
-         collapse_layers: bool = False, dpi: float | None = None) -> str:
+         collapse_layers: bool = False, dpi: float | None = None, show_lint: bool = True) -> str:
     """Draw the graph of ``root``; return its DOT text and, with ``filename``, render it there.
 
     ``format`` (``"png"``, ``"svg"``, ``"pdf"`` or ``"dot"``) defaults to the filename's extension.
@@ -73,7 +75,9 @@ def plot(root: Node, filename: str | os.PathLike | None = None, *, format: str |
     leaves shapes off boxes and edges; ``show_params=False`` leaves parameter boxes out;
     ``collapse_layers=True`` draws each layer as one box with its output shape and parameter count
     (a layer that wraps every op, such as a ``Sequential``, stays a cluster around its sub-layers).
-    ``dpi`` sets the resolution of raster output.
+    ``dpi`` sets the resolution of raster output. Nodes (or collapsed layers) that
+    :func:`minigraph.lint` has findings about get an orange border and a warning badge naming them
+    (``show_lint=False`` leaves that out).
 
     >>> import minigraph as mg
     >>> print(mg.plot(mg.relu(mg.input_variable((3, "H"), name="x"))).splitlines()[0])
@@ -86,7 +90,7 @@ def plot(root: Node, filename: str | os.PathLike | None = None, *, format: str |
     if dpi is not None and (isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or dpi <= 0):
         raise ValueError(f"dpi must be a positive number; got {dpi!r}")
     fmt = output_format(filename, format) if filename is not None else None
-    dot = _dot_text(root, rankdir, show_shapes, show_params, collapse_layers, dpi)
+    dot = _dot_text(root, rankdir, show_shapes, show_params, collapse_layers, dpi, show_lint)
     if filename is not None:
         _render(dot, os.fspath(filename), fmt)
     return dot
@@ -150,9 +154,11 @@ def _collapse_depth(place: dict[Node, tuple]) -> int:
 
 
 def _boxes(root: Node, order: list[Node], place: dict[Node, tuple], scopes: dict[tuple, Scope],
-           show_shapes: bool, show_params: bool, collapse: bool) -> tuple[list[_Box], dict[Node, str]]:
+           show_shapes: bool, show_params: bool, collapse: bool,
+           badges: dict | None = None) -> tuple[list[_Box], dict[Node, str]]:
     """The boxes to draw, in topological order (a collapsed layer where its first node is), and
-    which box draws each node (hidden parameters have none)."""
+    which box draws each node (hidden parameters have none). ``badges``: lint codes by node."""
+    badges = badges or {}
     position = {node: i for i, node in enumerate(order)}
     depth = _collapse_depth(place) if collapse else 0
     members: dict[tuple, list[Node]] = {}
@@ -170,17 +176,20 @@ def _boxes(root: Node, order: list[Node], place: dict[Node, tuple], scopes: dict
             if path not in layer_ids:
                 layer_ids[path] = f"L{len(layer_ids)}"
                 label = _layer_label(scopes[path], members[path], root, show_shapes)
-                boxes.append(_Box(layer_ids[path], label, _LAYER_STYLE, path[:-1]))
+                codes = [c for m in members[path] for c in badges.get(m, ())]
+                style = _LAYER_STYLE + (_FLAGGED if codes else "")
+                boxes.append(_Box(layer_ids[path], _with_badge(label, codes), style, path[:-1]))
             box_of[n] = layer_ids[path]
         elif show_params or not isinstance(n, Parameter):
             box_of[n] = f"n{position[n]}"
-            style = _NODE_STYLE[type(n)] + (", penwidth=2.2" if n is root else "")
-            boxes.append(_Box(box_of[n], _node_label(n, show_shapes), style, place[n]))
+            codes = badges.get(n, [])
+            style = _NODE_STYLE[type(n)] + (", penwidth=2.2" if n is root else "") + (_FLAGGED if codes else "")
+            boxes.append(_Box(box_of[n], _with_badge(_node_label(n, show_shapes), codes), style, place[n]))
     return boxes, box_of
 
 
 def _dot_text(root: Node, rankdir: str, show_shapes: bool, show_params: bool, collapse: bool,
-              dpi: float | None) -> str:
+              dpi: float | None, show_lint: bool = True) -> str:
     order = root.topological_order()
     scopes: dict[tuple, Scope] = {}
     for n in order:
@@ -188,7 +197,8 @@ def _dot_text(root: Node, rankdir: str, show_shapes: bool, show_params: bool, co
         for i, scope in enumerate(n.scope):
             scopes.setdefault(path[:i + 1], scope)
     place = _placements(root, order)
-    boxes, box_of = _boxes(root, order, place, scopes, show_shapes, show_params, collapse)
+    badges = _lint_badges(root) if show_lint else {}
+    boxes, box_of = _boxes(root, order, place, scopes, show_shapes, show_params, collapse, badges)
     dpi_attr = f", dpi={dpi:g}" if dpi else ""
     lines = ["digraph minigraph {",
              (f'  graph [rankdir={rankdir}, fontname="Helvetica", fontsize=11, nodesep=0.25, ranksep=0.3, '
@@ -322,6 +332,24 @@ def _pack(items: list[str], width: int = _ROW_CHARS) -> list[str]:
     """Short attribute texts share a line (``strides (2, 2) · groups 1``), so op boxes stay compact."""
     lines: list[str] = []
     for item in items:
+def _lint_badges(root: Node) -> dict[Node, list[str]]:
+    """The codes of :func:`minigraph.lint`'s findings, by the node they are about."""
+    from .lint import lint
+    badges: dict[Node, list[str]] = {}
+    for finding in lint(root):
+        badges.setdefault(finding.node, []).append(finding.code)
+    return badges
+
+
+def _with_badge(label: str, codes: list[str]) -> str:
+    """``label`` (an HTML-like table) with a warning row naming the lint findings."""
+    if not codes:
+        return label
+    badge = f'<TR><TD><FONT POINT-SIZE="9" COLOR="{_WARNING}">&#9888; {_esc(", ".join(dict.fromkeys(codes)))}' \
+            f"</FONT></TD></TR>"
+    return label[:-len("</TABLE>>")] + badge + "</TABLE>>"
+
+
         if lines and len(lines[-1]) + len(_SEPARATOR) + len(item) <= width:
             lines[-1] += _SEPARATOR + item
         else:
@@ -356,6 +384,19 @@ def _render(dot: str, path: str, fmt: str) -> None:
     """Write ``dot`` to ``path`` as ``fmt``; the picture comes from Graphviz's ``dot`` program."""
     if fmt == "dot":
         data = dot.encode("utf-8")
+def svg_text(root: Node, **options) -> str | None:
+    """The graph of ``root`` as SVG text (what notebooks display), or ``None`` when the graphviz
+    package or its ``dot`` program is missing (the node then shows as text)."""
+    try:
+        import graphviz
+    except ImportError:
+        return None
+    try:
+        return graphviz.pipe("dot", "svg", plot(root, **options).encode("utf-8"), quiet=True).decode("utf-8")
+    except (graphviz.ExecutableNotFound, graphviz.CalledProcessError):
+        return None
+
+
     else:
         try:
             import graphviz

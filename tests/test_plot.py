@@ -369,7 +369,7 @@ def test_generator_collapsed_shows_each_layer_with_shape_pads_and_parameters():
     assert [words(boxes[k]) for k in ("n0", "L0")] == ["Input z (16,)", "fc Dense (32, 2, 2) 2,176 parameters"]
     assert words(boxes["L1"]) == ("up1 ConvolutionTranspose (8, 4, 4) kernel_shape (3, 3) · strides (2, 2) "
                                   "dilation (1, 1) · groups 1 lower_pad (1, 1) · upper_pad (0, 0) "
-                                  "output_shape (4, 4) 2,312 parameters")
+                                  "output_shape (4, 4) 2,312 parameters ⚠ uneven-overlap")
     assert words(boxes["L2"]).startswith("up2 ConvolutionTranspose (1, 8, 8)")
     assert edges == [("n0", "L0", "(16,)"), ("L0", "L1", "(32, 2, 2)"), ("L1", "L2", "(8, 4, 4)")]
     assert clusters_of(dot) == {"n0": (), "L0": ("Sequential",), "L1": ("Sequential",), "L2": ("Sequential",)}

@@ -1,0 +1,172 @@
+"""Memory and compute estimates from the shape pass, held to tracemalloc peaks of real runs; the memory limit."""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import minigraph as mg
+from minigraph import layers as L
+from minigraph.costs import estimate, node_costs
+
+
+@pytest.fixture(autouse=True)
+def _no_limit_after():
+    yield
+    mg.set_memory_limit(None)
+
+
+def generator():
+    z = mg.input_variable(16, name="z")
+    return L.Sequential([
+        L.Dense((64, 2, 2), activation=mg.relu, name="fc"),
+        L.ConvolutionTranspose((3, 3), 32, strides=2, pad=True, output_shape=(4, 4), activation=mg.relu, name="up1"),
+        L.ConvolutionTranspose((4, 4), 1, strides=2, pad=True, output_shape=(8, 8), activation=mg.sigmoid,
+                               name="up2")], name="generator")(z), z
+
+
+def dcgan():
+    z = mg.input_variable(100, name="z")
+    return L.Sequential([
+        L.Dense((128, 4, 4), bias=False), L.BatchNormalization(map_rank=1), mg.relu,
+        L.ConvolutionTranspose((4, 4), 64, strides=2, pad=True, output_shape=(8, 8), bias=False),
+        L.BatchNormalization(map_rank=1), mg.relu,
+        L.ConvolutionTranspose((4, 4), 3, strides=2, pad=True, output_shape=(16, 16), activation=mg.tanh)])(z), z
+
+
+def discriminator():
+    x = mg.input_variable((3, 16, 16), name="x")
+    return L.Sequential([
+        L.Convolution((4, 4), 16, strides=2, pad=True, activation=mg.leaky_relu),
+        L.Convolution((4, 4), 32, strides=2, pad=True, bias=False), L.BatchNormalization(map_rank=1), mg.leaky_relu,
+        L.MaxPooling((2, 2), strides=2), L.Dense(1, activation=mg.sigmoid)])(x), x
+
+
+def chunked():
+    x = mg.input_variable((64, 7, 7), name="x")
+    return L.ConvolutionTranspose((4, 4), 32, strides=2, pad=True, output_shape=(14, 14),
+                                  max_temp_mem_size_in_samples=4)(x), x
+
+
+def symbolic():
+    x = mg.input_variable((8, "H", "W"), name="x")
+    y = L.ConvolutionTranspose((5, 5), 8, strides=2, pad=True, activation=mg.tanh)(x)
+    return L.AveragePooling((3, 3), strides=1, pad=True)(y), x
+
+
+def measured_peak(run) -> int:
+    run()  # warm: plans and caches are built once per shape, not per run
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("build", [generator, dcgan, discriminator, chunked, symbolic])
+@pytest.mark.parametrize("training", [False, True])
+def test_peak_estimate_within_25_percent_of_tracemalloc(build, training):
+    model, x = build()
+    rng = np.random.default_rng(0)
+    spatial = tuple(12 if isinstance(d, mg.Dim) else d for d in x.shape)
+    feed = {x: rng.standard_normal((32, *spatial)).astype(np.float32)}
+    bindings = mg.explain(model, feed).bindings
+    if training:
+        def run():
+            model.backward(model.forward(feed, training=True))
+    else:
+        def run():
+            model.eval(feed)
+    got = measured_peak(run)
+    e = model.estimate(32, training=training, bindings=bindings)
+    assert 0.75 * got <= e.peak_bytes <= 1.25 * got, (e, got)
+
+
+def test_estimate_fields_by_hand():
+    x = mg.input_variable((4, 8, 8), name="x")
+    y = L.ConvolutionTranspose((4, 4), 8, strides=2, pad=True, output_shape=(16, 16), name="up")(x)
+    e = y.estimate(batch=64)
+    assert e.parameter_bytes == (4 * 8 * 16 + 8) * 4
+    assert e.multiply_adds == 64 * (8 * 8) * 4 * 8 * 16        # every input cell x C_in x C_out x taps
+    assert e.activation_bytes == 64 * 2 * 8 * 16 * 16 * 4      # the op's output and the bias sum
+    # scatter's GEMM result (O*K x input cells) and one output phase buffer per sample, and the fed
+    # (batch-first) input copied batch-last
+    assert e.workspace_bytes == 64 * (8 * 16 * 64 + 8 * 64) * 4 + 64 * 4 * 8 * 8 * 4
+    assert e.peak_bytes >= e.workspace_bytes and e.largest_node.startswith("ConvolutionTranspose")
+    assert e.training is False and "inference, batch 64" in str(e)
+    trained = y.estimate(batch=64, training=True)
+    assert trained.multiply_adds == 3 * e.multiply_adds and trained.peak_bytes > e.peak_bytes
+
+
+def test_chunking_shrinks_the_workspace():
+    whole, _ = chunked()
+    e = whole.estimate(batch=32)
+    per_sample = next(c for c in node_costs(whole) if c.node.op_name == "ConvolutionTranspose").workspace_bytes
+    # two chunks' buffers of 4 samples overlap; one chunk of the fed input is copied batch-last
+    assert e.workspace_bytes == 2 * 4 * per_sample + 4 * 64 * 7 * 7 * 4
+
+
+def test_symbolic_sizes_need_bindings():
+    model, _ = symbolic()
+    with pytest.raises(mg.GraphError, match=r"depend on H, W; pass bindings=\{'H': \.\.\., 'W': \.\.\.\}"):
+        model.estimate(4)
+    assert model.estimate(4, bindings={"H": 6, "W": 5}).peak_bytes > 0
+    assert str(node_costs(model)[0].multiply_adds) == "1600*H*W"
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (True, ValueError), (2.0, ValueError)])
+def test_estimate_rejects_bad_batches(bad, error):
+    model, _ = generator()
+    with pytest.raises(error, match="batch must be a positive int"):
+        estimate(model, bad)
+
+
+def test_memory_limit_fails_before_running_with_the_numbers():
+    model, z = generator()
+    feed = {z: np.zeros((256, 16), np.float32)}
+    need = model.estimate(256).peak_bytes
+    mg.set_memory_limit(need // 2)
+    tracemalloc.start()
+    with pytest.raises(mg.ResourceError) as info:
+        model.eval(feed)
+    allocated = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    err = info.value
+    assert allocated < need // 10  # failed before the run allocated its arrays
+    assert (err.estimate, err.limit) == (need, need // 2)
+    assert err.largest_node and err.largest_node in str(err)
+    fits = err.fitting_batch
+    assert model.estimate(fits).peak_bytes <= need // 2 < model.estimate(fits + 1).peak_bytes
+    assert f"a batch of {fits} fits" in str(err) and "more than the memory limit" in str(err)
+    mg.set_memory_limit(None)
+    assert model.eval(feed).shape == (256, 1, 8, 8)
+
+
+def test_eval_memory_limit_argument_and_training_runs():
+    model, z = generator()
+    feed = {z: np.zeros((64, 16), np.float32)}
+    infer, train = model.estimate(64).peak_bytes, model.estimate(64, training=True).peak_bytes
+    model.eval(feed, memory_limit=infer)
+    with pytest.raises(mg.ResourceError):
+        model.eval(feed, memory_limit=infer - 1)
+    mg.set_memory_limit((infer + train) // 2)  # enough to evaluate, not to train
+    model.eval(feed)
+    with pytest.raises(mg.ResourceError, match="training step"):
+        model.grad(feed)
+    with pytest.raises(mg.ResourceError):
+        model.forward(feed)
+
+
+def test_memory_limit_suggests_chunking_where_it_helps():
+    x = mg.input_variable((64, 7, 7), name="x")
+    y = L.ConvolutionTranspose((4, 4), 32, strides=2, pad=True, output_shape=(14, 14), name="up")(x)
+    feed = {x: np.zeros((64, 64, 7, 7), np.float32)}
+    e = y.estimate(64)
+    mg.set_memory_limit(e.peak_bytes - e.workspace_bytes // 2)
+    with pytest.raises(mg.ResourceError, match=r"max_temp_mem_size_in_samples=\d+ on 'up'") as info:
+        y.eval(feed)
+    samples = int(str(info.value).split("max_temp_mem_size_in_samples=")[1].split()[0])
+    fixed = L.ConvolutionTranspose((4, 4), 32, strides=2, pad=True, output_shape=(14, 14),
+                                   max_temp_mem_size_in_samples=samples)(x)
+    assert fixed.estimate(64).peak_bytes <= mg.get_memory_limit()
+    assert fixed.eval(feed).shape == (64, 32, 14, 14)
