@@ -1,7 +1,8 @@
 """What the examples share: command line, the digits data, image grids, loss curves, and the
 classifier that says whether generated digits look like digits.
 
-Every example runs as ``python examples/NAME.py [--quick] [--out DIR] [--steps N] [--seed S] [--threads T]``.
+Every example runs as ``python examples/NAME.py [--quick] [--out DIR] [--steps N] [--seed S] [--threads T]
+[--tensorboard DIR]``.
 """
 from __future__ import annotations
 
@@ -29,7 +30,28 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1,
                    help="BLAS threads (default 1: these matrices are small, so more threads cost more than they "
                         "give, several times more on a busy machine)")
+    p.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="also write a TensorBoard run to DIR (view it with: tensorboard --logdir DIR)")
     return p
+
+
+def tensorboard_writer(args: argparse.Namespace, model=None, freq: int | None = None):
+    """The run's TensorBoardProgressWriter when ``--tensorboard DIR`` was given (with ``model``'s graph), else None."""
+    if args.tensorboard is None:
+        return None
+    return mg.logging.TensorBoardProgressWriter(freq=freq, log_dir=args.tensorboard, model=model)
+
+
+def zoomed(images: np.ndarray, zoom: int = 4) -> np.ndarray:
+    """Images ``(N, C, H, W)`` with each pixel drawn as a ``zoom`` x ``zoom`` block (8x8 digits are tiny)."""
+    return np.repeat(np.repeat(np.asarray(images), zoom, axis=2), zoom, axis=3)
+
+
+def save_digits(path: str, images: np.ndarray, columns: int = 10, zoom: int = 4) -> None:
+    """Save digits ``(N, 1, H, W)`` in [0, 1] as one PNG grid (:func:`minigraph.utils.save_image`),
+    dark ink on white, ``columns`` wide, pixels zoomed ``zoom`` times."""
+    ink = 1.0 - np.clip(zoomed(images, zoom), 0, 1)
+    mg.utils.save_image(ink, path, nrow=columns, padding=zoom, pad_value=1.0)
 
 
 def setup(args: argparse.Namespace, quick_steps: int, full_steps: int) -> int:
@@ -57,22 +79,6 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
     d = load_digits()
     return (d.images[:, None] / 16.0).astype(np.float32), d.target
-
-
-def save_grid(path: str, images: np.ndarray, columns: int = 10, zoom: int = 4) -> None:
-    """Save images ``(N, 1, H, W)`` (or ``(N, H, W)``) in [0, 1] as one PNG grid, ``columns`` wide,
-    dark ink on white, each pixel drawn as a ``zoom`` x ``zoom`` block, ``zoom`` pixels apart."""
-    from PIL import Image
-    imgs = np.clip(np.asarray(images, dtype=np.float64).reshape(len(images), *np.shape(images)[-2:]), 0, 1)
-    n, h, w = imgs.shape
-    rows = -(-n // columns)
-    cell_h, cell_w = (h + 1) * zoom, (w + 1) * zoom
-    canvas = np.ones((rows * cell_h + zoom, columns * cell_w + zoom))
-    for i, img in enumerate(imgs):
-        r, c = divmod(i, columns)
-        top, left = zoom + r * cell_h, zoom + c * cell_w
-        canvas[top:top + h * zoom, left:left + w * zoom] = 1.0 - np.kron(img, np.ones((zoom, zoom)))
-    Image.fromarray((canvas * 255).astype(np.uint8)).save(path)
 
 
 def save_curves(path: str, curves: dict, xlabel: str = "step", ylabel: str = "loss", smooth: int = 1) -> None:

@@ -34,8 +34,8 @@ from _common import (
     parser,
     progress_bar,
     save_curves,
+    save_digits,
     save_graph,
-    save_grid,
     setup,
     write_report,
 )
@@ -143,7 +143,7 @@ def main(argv=None) -> dict:
     quality = judge.judge(samples)
     out = args.out
     np.save(os.path.join(out, "samples.npy"), samples)
-    save_grid(os.path.join(out, "samples.png"), samples[:100])
+    save_digits(os.path.join(out, "samples.png"), samples[:100])
     save_curves(os.path.join(out, "loss.png"), losses, smooth=50)
     graph = save_graph(net["fake"], os.path.join(out, "graph.png"))
     net["fake"].save(os.path.join(out, "generator.mgz"))

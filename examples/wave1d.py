@@ -9,7 +9,8 @@ code (3) -> Dense (16, 4) -> tanh -> ConvolutionTranspose 5/2 (16, 8) -> tanh ->
 
 Trained with Adam through Trainer.fit; reports the held-out mean squared error and the fraction of
 the signal's variance it explains (R^2). Writes to --out: waves.png (held-out targets and the
-generated waves), loss.png, wave_generator.mgz, quality.json.
+generated waves), loss.png, wave_generator.mgz, quality.json. With ``--tensorboard DIR``: the loss, the
+learning rate (cosine decay), the held-out loss, the model's graph and, every few epochs, the waves chart.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import minigraph as mg
 from minigraph import layers as L
 from minigraph import learners
 
-from _common import Stopwatch, parser, save_curves, setup, write_report
+from _common import Stopwatch, parser, save_curves, setup, tensorboard_writer, write_report
 
 LENGTH, BATCH = 32, 32
 QUICK_STEPS, FULL_STEPS = 3000, 10000
@@ -49,7 +50,8 @@ def build():
     return code, target, wave, mg.squared_error(wave, target)
 
 
-def save_waves(path: str, targets: np.ndarray, generated: np.ndarray) -> None:
+def waves_figure(targets: np.ndarray, generated: np.ndarray):
+    """Eight held-out targets and the generated waves, one chart each (a matplotlib figure)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -59,8 +61,25 @@ def save_waves(path: str, targets: np.ndarray, generated: np.ndarray) -> None:
         ax.plot(wave[0], "r.--", lw=1, ms=3, label="generated")
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def save_waves(path: str, targets: np.ndarray, generated: np.ndarray) -> None:
+    import matplotlib.pyplot as plt
+    fig = waves_figure(targets, generated)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def waves_image(targets: np.ndarray, generated: np.ndarray) -> np.ndarray:
+    """The waves chart as one RGB image ``(3, H, W)`` in [0, 1] (for TensorBoard)."""
+    import matplotlib.pyplot as plt
+    fig = waves_figure(targets, generated)
+    fig.set_dpi(60)
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    plt.close(fig)
+    return pixels.transpose(2, 0, 1) / 255.0
 
 
 def main(argv=None) -> dict:
@@ -71,10 +90,20 @@ def main(argv=None) -> dict:
     train_codes, train_waves = waves(2048, rng)
     test_codes, test_waves = waves(256, rng)
     code, target, wave, loss = build()
-    trainer = mg.Trainer(wave, loss, learners.adam(wave.parameters, learners.cosine_decay(0.01, steps, final=5e-4)))
+    tb = tensorboard_writer(args, wave, freq=10)
+    trainer = mg.Trainer(wave, loss, learners.adam(wave.parameters, learners.cosine_decay(0.01, steps, final=5e-4)),
+                         progress_writers=[tb] if tb else [])
     epochs = -(-steps // (len(train_codes) // BATCH))
+
+    def log_waves(t, logs):  # the chart every tenth of the run
+        if tb is not None and (logs["epoch"] % max(1, epochs // 10) == 0 or logs["epoch"] == epochs):
+            tb.write_image("waves", waves_image(test_waves, wave.eval({code: test_codes[:8]})), t.step_count)
+
     history = trainer.fit({code: train_codes, target: train_waves}, epochs=epochs, minibatch_size=BATCH,
-                          seed=args.seed, progress=False if args.no_progress else None)
+                          seed=args.seed, progress=False if args.no_progress else None,
+                          validation_data={code: test_codes, target: test_waves}, callbacks=[log_waves])
+    if tb is not None:
+        tb.close()
     generated = wave.eval({code: test_codes})
     mse = float(np.mean((generated - test_waves) ** 2))
     r2 = 1.0 - mse / float(np.var(test_waves))
