@@ -38,3 +38,8 @@ def test_axes_are_resolved_once_per_shape(name, monkeypatch):
         y.grad(feed, wrt=x)
         y.eval(feed)
     assert calls == []
+
+
+def test_every_op_has_a_function_that_rebuilds_it():
+    """Model files rebuild each node through the function that builds its op (``@export(builds=OP)``)."""
+    assert sorted(base.OPS) == sorted(base.BUILDERS)
