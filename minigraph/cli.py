@@ -103,7 +103,19 @@ def _parser() -> argparse.ArgumentParser:
     s = commands.add_parser("summary", help="print a table of a spec's layers, shapes and parameters",
                             description="Print the layers, output shapes and parameter counts of a spec.")
     s.add_argument("spec", help="network spec (.toml or .json)")
+    s.add_argument("--batch", type=_positive, help="multiply-adds and memory for this many samples (default: "
+                                                   "per sample) and the simulated peak of a run")
     s.set_defaults(run=_summary)
+
+    e = commands.add_parser("explain", help="show how every shape, size and pad of a spec's network was derived",
+                            description="Explain the shape pass of a spec's network: per-axis sizes, valid "
+                                        "output_shape ranges and pads of convolutions and pooling, one-line rules "
+                                        "of the other ops.")
+    e.add_argument("spec", help="network spec (.toml or .json)")
+    e.add_argument("--node", help="only this layer (or node) name, e.g. up2")
+    e.add_argument("--bind", type=_binding, nargs="+", metavar="NAME=SIZE",
+                   help="bind symbolic sizes to numbers, e.g. --bind H=7 W=7")
+    e.set_defaults(run=_explain)
 
     d = commands.add_parser("data-info", help="count a folder's images per class, their sizes and modes, and the "
                                               "files that cannot be read",
@@ -115,20 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     d.set_defaults(run=_data_info)
     return parser
 
-    s.add_argument("--batch", type=_positive, help="multiply-adds and memory for this many samples (default: "
-                                                   "per sample) and the simulated peak of a run")
 
 def main(argv: Sequence[str] | None = None) -> int:
-    e = commands.add_parser("explain", help="show how every shape, size and pad of a spec's network was derived",
-                            description="Explain the shape pass of a spec's network: per-axis sizes, valid "
-                                        "output_shape ranges and pads of convolutions and pooling, one-line rules "
-                                        "of the other ops.")
-    e.add_argument("spec", help="network spec (.toml or .json)")
-    e.add_argument("--node", help="only this layer (or node) name, e.g. up2")
-    e.add_argument("--bind", type=_binding, nargs="+", metavar="NAME=SIZE",
-                   help="bind symbolic sizes to numbers, e.g. --bind H=7 W=7")
-    e.set_defaults(run=_explain)
-
     """Run the command line; returns the exit status (0 ok, 1 rendering failed, 2 bad input)."""
     parser = _parser()
     try:

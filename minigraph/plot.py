@@ -44,12 +44,12 @@ _NODE_STYLE = {
 _LAYER_STYLE = 'shape=box3d, style="filled", fillcolor="#ebe4f5", color="#5b4a8a"'
 _CLUSTER_FILL = ("#f6f5fb", "#eceaf5", "#e2dfef")  # by nesting depth, so nested layers stand out
 _MUTED = "#555555"
+_WARNING = "#b35900"
+_FLAGGED = f', color="{_WARNING}", penwidth=2.2'  # a node lint has findings about
 _MAX_VALUE_CHARS = 48
 _ROW_CHARS = 36  # attribute lines of an op box are packed up to this length
 _SEPARATOR = " · "
 
-_WARNING = "#b35900"
-_FLAGGED = f', color="{_WARNING}", penwidth=2.2'  # a node lint has findings about
 
 @dataclass
 class _Box:
@@ -328,10 +328,6 @@ def _node_label(node: Node, show_shapes: bool) -> str:
     return _table(rows)
 
 
-def _pack(items: list[str], width: int = _ROW_CHARS) -> list[str]:
-    """Short attribute texts share a line (``strides (2, 2) · groups 1``), so op boxes stay compact."""
-    lines: list[str] = []
-    for item in items:
 def _lint_badges(root: Node) -> dict[Node, list[str]]:
     """The codes of :func:`minigraph.lint`'s findings, by the node they are about."""
     from .lint import lint
@@ -350,6 +346,10 @@ def _with_badge(label: str, codes: list[str]) -> str:
     return label[:-len("</TABLE>>")] + badge + "</TABLE>>"
 
 
+def _pack(items: list[str], width: int = _ROW_CHARS) -> list[str]:
+    """Short attribute texts share a line (``strides (2, 2) · groups 1``), so op boxes stay compact."""
+    lines: list[str] = []
+    for item in items:
         if lines and len(lines[-1]) + len(_SEPARATOR) + len(item) <= width:
             lines[-1] += _SEPARATOR + item
         else:
@@ -380,10 +380,6 @@ def _layer_label(scope: Scope, members: list[Node], root: Node, show_shapes: boo
 
 
 # rendering --------------------------------------------------------------------------------------
-def _render(dot: str, path: str, fmt: str) -> None:
-    """Write ``dot`` to ``path`` as ``fmt``; the picture comes from Graphviz's ``dot`` program."""
-    if fmt == "dot":
-        data = dot.encode("utf-8")
 def svg_text(root: Node, **options) -> str | None:
     """The graph of ``root`` as SVG text (what notebooks display), or ``None`` when the graphviz
     package or its ``dot`` program is missing (the node then shows as text)."""
@@ -397,6 +393,10 @@ def svg_text(root: Node, **options) -> str | None:
         return None
 
 
+def _render(dot: str, path: str, fmt: str) -> None:
+    """Write ``dot`` to ``path`` as ``fmt``; the picture comes from Graphviz's ``dot`` program."""
+    if fmt == "dot":
+        data = dot.encode("utf-8")
     else:
         try:
             import graphviz
