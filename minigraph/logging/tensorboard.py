@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import struct
 import time
@@ -187,9 +188,16 @@ class TensorBoardProgressWriter(ProgressWriter):
         self.write_value(self._tagged(progress, "summary/test_avg_metric"), progress.metric_since_start, progress.step)
 
 
+_TAG_CHARACTERS = re.compile(r"[-/\w.]+")  # what TensorBoard keeps in a tag (tensorboardX replaces the rest by _)
+
+
 def _name(name, method: str) -> str:
     if not isinstance(name, str) or not name:
         raise TypeError(f"{method}: name must be a non-empty str, got {name!r}")
+    if not _TAG_CHARACTERS.fullmatch(name):
+        bad = sorted(set(_TAG_CHARACTERS.sub("", name)))
+        raise ValueError(f"{method}: name {name!r} has characters TensorBoard tags cannot hold ({' '.join(bad)!r}); "
+                         f"use letters, digits, _ . - and / (groups)")
     return name
 
 

@@ -189,6 +189,8 @@ def test_bad_input_is_named(tmp_path):
             tb.write_image("s", np.zeros((2, 1, 1, 4, 4)), 1)
         with pytest.raises(TypeError, match=r"write_image\('s'\): .*numeric"):
             tb.write_image("s", np.array([["a"]]), 1)
+        with pytest.raises(ValueError, match=r"name 'D\(real\)' has characters"):
+            tb.write_value("D(real)", 1.0, 1)
         with pytest.raises(ValueError, match="step"):
             tb.write_value("v", 1.0, -1)
         with pytest.raises(TypeError, match="value must be a real number"):
