@@ -5,7 +5,15 @@ import json
 import os
 
 from .machine import REPRODUCE
-from .targets import OVERHEAD_LIMITS_US, SGD_STEP_LIMIT, SUM_GROUP, SUM_LIMITS, per_layer_limit, ratio_of_sums
+from .targets import (
+    DATA_STEP_LIMIT,
+    OVERHEAD_LIMITS_US,
+    SGD_STEP_LIMIT,
+    SUM_GROUP,
+    SUM_LIMITS,
+    per_layer_limit,
+    ratio_of_sums,
+)
 
 MIB = 2 ** 20
 
@@ -128,6 +136,21 @@ def _sgd(results: dict) -> list[str]:
         _table(["model", "batch", "minigraph ms", "torch ms", "ratio"], rows)
 
 
+def _data(results: dict) -> list[str]:
+    d = results.get("data")
+    if d is None:
+        return []
+    if "skipped" in d:
+        return ["## Data loading", "", f"Not measured: {d['skipped']}", ""]
+    rows = [[f"{d['images']} x {d['size']}", d["batch"], f"{d['images_per_s_prefetch0']:.0f}",
+             f"{d['images_per_s_prefetch2']:.0f}", _ms(d["gan_step_memory_s"]), _ms(d["gan_step_folder_s"]),
+             _verdict(d["gan_step_ratio"], DATA_STEP_LIMIT)]]
+    header = ["images", "batch", "ImageFolder images/s, prefetch 0", "prefetch 2", "GAN step ms, in memory",
+              "from folder (prefetch 2)", "folder / memory"]
+    return ["## Data loading (ImageFolder, MinibatchSource; the DCGAN of examples/gan_images.py at 32x32x3)", ""] + \
+        _table(header, rows)
+
+
 def _summary(results: dict) -> list[str]:
     targets = results["targets"]
     failed = [t for t in targets if t["passed"] is False]
@@ -166,7 +189,7 @@ def glance(results: dict) -> list[str]:
 
 def markdown(results: dict) -> str:
     lines = ["# minigraph benchmark results", ""] + _machine(results) + glance(results) + _speed(results) \
-        + _memory(results) + _overhead(results) + _sgd(results) + _summary(results)
+        + _memory(results) + _overhead(results) + _sgd(results) + _data(results) + _summary(results)
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -8,6 +8,7 @@ import time
 from dataclasses import asdict
 
 from .convs import measure_workload
+from .data import measure_data
 from .machine import blas_environment_warnings, gemm_peak, limit_threads, machine_info
 from .overhead import measure_overhead
 from .peers import set_torch_threads
@@ -16,7 +17,7 @@ from .targets import check
 from .timing import Settings
 from .workloads import Workload
 
-SECTIONS = ("convs", "overhead", "sgd")
+SECTIONS = ("convs", "overhead", "sgd", "data")
 
 
 def warn_blas_environment() -> list[str]:
@@ -29,7 +30,7 @@ def warn_blas_environment() -> list[str]:
 
 
 def run(workloads: list[Workload], settings: Settings, *, threads: int = 2, sections=SECTIONS, memory: bool = True,
-        mode: str = "full", sgd_batch: int = 64, log=print) -> dict:
+        mode: str = "full", sgd_batch: int = 64, data_batch: int = 64, log=print) -> dict:
     """Measure ``workloads`` and the other ``sections`` with ``threads`` threads everywhere."""
     warn_blas_environment()
     limiter = limit_threads(threads)  # noqa: F841  (the limit lasts as long as the limiter lives)
@@ -52,6 +53,9 @@ def run(workloads: list[Workload], settings: Settings, *, threads: int = 2, sect
     if "sgd" in sections:
         results["sgd_step"] = measure_sgd_step(settings, batch=sgd_batch)
         log("SGD step measured")
+    if "data" in sections:
+        results["data"] = measure_data(settings, batch=data_batch)
+        log("data loading measured")
     # the GEMM peak is measured at both ends of the run and the better one kept: other processes on a
     # shared machine only ever lower it, and the two values show how much the machine's speed drifted
     peak_end = gemm_peak(settings)

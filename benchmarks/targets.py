@@ -16,6 +16,8 @@ PER_LAYER_LIMITS = {  # group -> (forward limit, forward+backward limit) per lay
 }
 SUM_LIMITS = {"forward": 1.5, "fwd_bwd": 2.0}
 SGD_STEP_LIMIT = 1.5
+DATA_STEP_LIMIT = 1.10
+"""GAN step fed from an image folder (prefetch 2) over the step fed from memory (issue 15)."""
 OVERHEAD_LIMITS_US = {"forward": 20.0, "fwd_bwd": 50.0}
 
 
@@ -60,6 +62,9 @@ def check(results: dict) -> list[dict]:
         for m in r["memory"]:
             targets.append(Target(f"{r['name']} forward temp memory, max_temp={m['max_temp_mem_size_in_samples']}",
                                   1.0, m["forward_peak_bytes"] / m["budget_bytes"], unit="of budget"))
+    if "data" in results:
+        targets.append(Target("GAN step from an image folder / from memory", DATA_STEP_LIMIT,
+                              results["data"].get("gan_step_ratio")))
     if "sgd_step" in results:
         targets.append(Target("MNIST generator SGD step", SGD_STEP_LIMIT, results["sgd_step"].get("ratio_vs_torch")))
     for o in (o for o in results.get("overhead", []) if o["target"]):

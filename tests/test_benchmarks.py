@@ -23,7 +23,7 @@ TIMES = ("forward_s", "fwd_bwd_s")
 
 @pytest.fixture(scope="module")
 def results():
-    return suite.run(TINY_WORKLOADS, SMOKE, threads=2, sgd_batch=2, mode="smoke", log=lambda *a: None)
+    return suite.run(TINY_WORKLOADS, SMOKE, threads=2, sgd_batch=2, data_batch=4, mode="smoke", log=lambda *a: None)
 
 
 def test_results_json_structure(results, tmp_path):
@@ -51,11 +51,15 @@ def test_results_json_structure(results, tmp_path):
     assert loaded["sgd_step"]["batch"] == 2 and loaded["sgd_step"]["minigraph_s"] > 0
     if "torch" in peers:
         assert loaded["sgd_step"]["max_rel_err_after_step"] < 1e-3 and loaded["sgd_step"]["ratio_vs_torch"] > 0
+    data = loaded["data"]
+    assert data["batch"] == 4 and data["images"] == 32 and data["gan_step_ratio"] > 0
+    assert data["images_per_s_prefetch0"] > 0 and data["images_per_s_prefetch2"] > 0
     for t in loaded["targets"]:
         assert set(t) == {"what", "limit", "measured", "unit", "passed"}
         assert (t["passed"] is None) == (t["measured"] is None)
     text = Path(md_path).read_text()
-    for heading in ("Transposed convolution", "Peak temporary memory", "Framework overhead", "SGD step", "Targets"):
+    for heading in ("Transposed convolution", "Peak temporary memory", "Framework overhead", "SGD step", "Data loading",
+                    "Targets"):
         assert heading in text
     assert all(w.name in text for w in TINY_WORKLOADS)
     section = performance_section(loaded)
