@@ -10,7 +10,8 @@ A shape is a tuple of dimensions; static shapes exclude the batch axis.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NoReturn
 
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
@@ -34,27 +35,27 @@ def _symbol(name: str) -> sp.Symbol:
 class _DimPrinter(StrPrinter):
     """Prints floor divisions the way Python writes them: ``(H + 1)//2``."""
 
-    def _print_floor(self, expr):
+    def _print_floor(self, expr: sp.Expr) -> str:
         num, den = sp.fraction(sp.together(expr.args[0]))
         text = self._print(num)
         if not (num.is_Symbol or num.is_Integer):
             text = f"({text})"
         return f"{text}//{self._print(den)}"
 
-    def _print_Pow(self, expr):
+    def _print_Pow(self, expr: sp.Expr) -> str:
         # ``//`` binds less tightly than ``**``: (H//2)**2, not H//2**2 (which reads back as H//4).
         base, exponent = expr.args
         if isinstance(base, sp.floor) and exponent.is_Integer and exponent > 0:
             return f"({self._print(base)})**{self._print(exponent)}"
-        return super()._print_Pow(expr)
+        return str(super()._print_Pow(expr))
 
-    def _print_Mul(self, expr):
+    def _print_Mul(self, expr: sp.Expr) -> str:
         # ``*`` and ``//`` bind equally tightly in Python, so a floor division inside a product
         # needs its own parentheses: 2*((H + 1)//2), not 2*(H + 1)//2.
         coeff, rest = expr.as_coeff_Mul()
         factors = sp.Mul.make_args(rest)
         if not any(isinstance(f, sp.floor) for f in factors):
-            return super()._print_Mul(expr)
+            return str(super()._print_Mul(expr))
         text = "*".join(f"({self._print(f)})" if isinstance(f, sp.floor) else self.parenthesize(f, PRECEDENCE["Mul"])
                         for f in factors)
         if coeff == 1:
@@ -79,68 +80,68 @@ class Dim:
         self.expr = expr
 
     # arithmetic -------------------------------------------------------------------------------
-    def __add__(self, other):
+    def __add__(self, other: DimLike) -> DimLike:
         return make_dim(self.expr + _expr(other))
 
     __radd__ = __add__
 
-    def __sub__(self, other):
+    def __sub__(self, other: DimLike) -> DimLike:
         return make_dim(self.expr - _expr(other))
 
-    def __rsub__(self, other):
+    def __rsub__(self, other: DimLike) -> DimLike:
         return make_dim(_expr(other) - self.expr)
 
-    def __mul__(self, other):
+    def __mul__(self, other: DimLike) -> DimLike:
         return make_dim(self.expr * _expr(other))
 
     __rmul__ = __mul__
 
-    def __floordiv__(self, other):
+    def __floordiv__(self, other: DimLike) -> DimLike:
         return make_dim(sp.floor(self.expr / _expr(other)))
 
-    def __rfloordiv__(self, other):
+    def __rfloordiv__(self, other: DimLike) -> DimLike:
         return make_dim(sp.floor(_expr(other) / self.expr))
 
-    def __neg__(self):
+    def __neg__(self) -> DimLike:
         return make_dim(-self.expr)
 
     # comparison -------------------------------------------------------------------------------
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, (int, Dim, sp.Expr)) or isinstance(other, bool):
             return NotImplemented
         diff = self.expr - _expr(other)
-        return diff == 0 or sp.simplify(diff) == 0
+        return bool(diff == 0 or sp.simplify(diff) == 0)
 
-    def __ne__(self, other):
+    def __ne__(self, other: object) -> bool:
         result = self.__eq__(other)
         return result if result is NotImplemented else not result
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self.expr)
 
-    def _sign(self, other) -> sp.Expr:
+    def _sign(self, other: DimLike) -> sp.Expr:
         return sp.simplify(self.expr - _expr(other))
 
-    def __lt__(self, other):
+    def __lt__(self, other: DimLike) -> bool:
         return _decide(self._sign(other).is_negative, self, "<", other)
 
-    def __le__(self, other):
+    def __le__(self, other: DimLike) -> bool:
         return _decide(self._sign(other).is_nonpositive, self, "<=", other)
 
-    def __gt__(self, other):
+    def __gt__(self, other: DimLike) -> bool:
         return _decide(self._sign(other).is_positive, self, ">", other)
 
-    def __ge__(self, other):
+    def __ge__(self, other: DimLike) -> bool:
         return _decide(self._sign(other).is_nonnegative, self, ">=", other)
 
     # conversion -------------------------------------------------------------------------------
-    def __int__(self):
+    def __int__(self) -> int:
         raise TypeError(f"dimension {self} is symbolic: it has no value until {', '.join(self.names)} "
                         f"{'is' if len(self.names) == 1 else 'are'} bound by feeding data")
 
     __index__ = __int__
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return True  # a size expression over positive names is never known to be zero
 
     @property
@@ -152,23 +153,23 @@ class Dim:
         """Substitute values for names; an ``int`` when every name is bound."""
         return make_dim(self.expr.subs({_symbol(k): v for k, v in bindings.items()}))
 
-    def __str__(self):
-        return _PRINTER.doprint(self.expr)
+    def __str__(self) -> str:
+        return str(_PRINTER.doprint(self.expr))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return str(self)  # so that a printed shape reads (3, 2*H - 1), as a user writes it
 
 
 DimLike = int | Dim
 
 
-def _decide(truth, a, op, b) -> bool:
+def _decide(truth: bool | None, a: Dim, op: str, b: object) -> bool:
     if truth is None:
         raise TypeError(f"cannot decide {a} {op} {b} for every value of {', '.join(a.names)}")
     return bool(truth)
 
 
-def _expr(value) -> sp.Expr:
+def _expr(value: object) -> sp.Expr:
     if isinstance(value, Dim):
         return value.expr
     if isinstance(value, (int, sp.Expr)) and not isinstance(value, bool):
@@ -189,7 +190,7 @@ def make_dim(expr: sp.Expr) -> DimLike:
     return Dim(expr)
 
 
-def dim(value) -> DimLike:
+def dim(value: object) -> DimLike:
     """Normalise one user-given dimension: an int, a name (``"H"``), an expression (``"2*H-1"``)
     or a :class:`Dim`. ``bool`` and non-integral floats are rejected."""
     if isinstance(value, Dim):
@@ -248,7 +249,7 @@ class _DimParser:
         self.index = 0
         self.depth = 0
 
-    def fail(self, why: str, at: int | None = None):
+    def fail(self, why: str, at: int | None = None) -> NoReturn:
         where = "" if at is None else f" at position {at}"
         raise ShapeError(f"cannot parse dimension {self.text!r}: {why}{where}; a dimension is an integer, "
                          "a name such as 'H', or an expression of them with + - * // and parentheses")
@@ -321,9 +322,8 @@ class _DimParser:
             self.take()
             return value
         self.fail(f"unexpected {text!r}", at)
-        raise AssertionError  # fail() always raises
 
-    def nested(self, rule):
+    def nested(self, rule: Callable[[], DimLike]) -> DimLike:
         self.depth += 1
         if self.depth > _MAX_NESTING:
             self.fail(f"more than {_MAX_NESTING} nested parentheses or signs")
@@ -353,7 +353,7 @@ def parse_dim(text: str) -> DimLike:
     return _DimParser(text).parse()
 
 
-def as_shape(shape) -> tuple[DimLike, ...]:
+def as_shape(shape: Any) -> tuple[DimLike, ...]:
     """Normalise a user-given shape: an int or a name means a 1-D shape, a sequence its entries."""
     if shape is None:
         return ()
@@ -365,12 +365,12 @@ def as_shape(shape) -> tuple[DimLike, ...]:
         raise TypeError(f"shape {shape!r}: {exc}") from None
 
 
-def is_known(d) -> bool:
+def is_known(d: object) -> bool:
     """True for a concrete size (an ``int``)."""
     return isinstance(d, int)
 
 
-def is_static(shape: Iterable) -> bool:
+def is_static(shape: Iterable[object]) -> bool:
     """True when every dimension of ``shape`` is a concrete, non-inferred int."""
     return all(isinstance(d, int) and d >= 0 for d in shape)
 
@@ -380,23 +380,23 @@ def ceil_div(a: DimLike, b: DimLike) -> DimLike:
     return (a + b - 1) // b
 
 
-def subs_shape(shape, bindings: Mapping[str, int]) -> tuple[DimLike, ...]:
+def subs_shape(shape: Iterable[DimLike], bindings: Mapping[str, int]) -> tuple[DimLike, ...]:
     """Substitute bound names in every dimension of ``shape``."""
     return tuple(d.subs(bindings) if isinstance(d, Dim) else d for d in shape)
 
 
-def names_of(shape) -> set[str]:
+def names_of(shape: Iterable[object]) -> set[str]:
     """Every name a shape depends on."""
     return {n for d in shape if isinstance(d, Dim) for n in d.names}
 
 
-def shape_str(shape) -> str:
+def shape_str(shape: Sequence[object]) -> str:
     """``(3, 2*H - 1)``; a 1-tuple keeps its comma like Python's: ``(5,)``."""
     inner = ", ".join(str(d) for d in shape)
     return f"({inner},)" if len(shape) == 1 else f"({inner})"
 
 
-def num_elements(shape) -> DimLike:
+def num_elements(shape: Iterable[DimLike]) -> DimLike:
     """The product of the dimensions (1 for a scalar shape)."""
     total: DimLike = 1
     for d in shape:
@@ -404,7 +404,7 @@ def num_elements(shape) -> DimLike:
     return total
 
 
-def broadcast_shapes(shapes, context: str = "") -> tuple[DimLike, ...]:
+def broadcast_shapes(shapes: Sequence[Sequence[DimLike]], context: str = "") -> tuple[DimLike, ...]:
     """numpy broadcasting of static shapes (right-aligned; 1 stretches).
 
     Symbolic dims broadcast with 1 and with an equal expression; ``H`` against ``5`` or ``W`` is an
