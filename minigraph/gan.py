@@ -24,8 +24,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from . import autodiff, rng
-from .distributed import DistributedLearner
+from . import autodiff
 from .errors import GraphError
 from .graph import Node
 from .learners import Learner
@@ -105,7 +104,8 @@ class GANTrainer(Trainer):
     (mean losses before the updates), ``previous_minibatch_d_real_average`` and
     ``previous_minibatch_d_fake_average`` (mean discriminator outputs before its update, PyTorch's
     ``D(x)`` and ``D(G(z))``), ``previous_minibatch_sample_count``, ``step_count``,
-    ``total_number_of_samples_seen``; ``history["d_loss"]`` / ``history["g_loss"]`` per step.
+    ``total_number_of_samples_seen``; ``history["d_loss"]`` / ``history["g_loss"]`` per step (the
+    Trainer's single-loss ``previous_minibatch_loss_average`` stays None).
     """
 
     def __init__(self, fake: Node, d_real: Node, d_fake: Node, d_loss: Node, g_loss: Node, d_learner: Learner,
@@ -132,12 +132,11 @@ class GANTrainer(Trainer):
             if p not in generator:
                 raise GraphError(f"GANTrainer: {p.label} of g_learner is not in the generator's graph (that of "
                                  f"fake {fake.label}); g_learner updates the generator only")
+        # the Trainer's own set-up (learner checks, counters, seed, everything its checkpoints and
+        # learner updates read), on d_loss, whose graph holds both networks' parameters
+        super().__init__(fake, d_loss, [d_learner, g_learner])
         self.fake, self.d_real, self.d_fake, self.d_loss, self.g_loss = fake, d_real, d_fake, d_loss, g_loss
         self.d_learner, self.g_learner = d_learner, g_learner
-        # what the Trainer's checkpoints and learner updates read
-        self.model, self.loss_function, self.evaluation_function = fake, d_loss, None
-        self.parameter_learners = [d_learner, g_learner]
-        self.distributed = any(isinstance(lr, DistributedLearner) for lr in self.parameter_learners)
         roots = [fake, d_real, d_fake, d_loss, g_loss]
         self._all_params = sorted({p for r in roots for p in r.parameters}, key=lambda n: n.uid)
         self._constants = sorted({c for r in roots for c in r.constants}, key=lambda n: n.uid)
@@ -147,17 +146,11 @@ class GANTrainer(Trainer):
         given = (fake,)
         self._inputs = {fake: fake.arguments, d_loss: autodiff.needed_arguments(d_loss, (), given),
                         g_loss: autodiff.needed_arguments(g_loss, (), given)}
-        # each step's dropout masks come from (seed, step), as in Trainer (see Trainer.step_generator)
-        self.seed = int(rng.ops_rng().integers(2**63))
-        self.step_count = 0
-        self.total_number_of_samples_seen = 0
-        self.epochs_done = 0
         self.previous_minibatch_d_loss_average: float | None = None
         self.previous_minibatch_g_loss_average: float | None = None
         self.previous_minibatch_d_real_average: float | None = None
         self.previous_minibatch_d_fake_average: float | None = None
-        self.previous_minibatch_sample_count = 0
-        self.history: dict[str, list] = {"d_loss": [], "g_loss": []}
+        self.history = {"d_loss": [], "g_loss": []}
         self.discriminator_progress = NetworkProgress(d_loss, d_learner)
         self.generator_progress = NetworkProgress(g_loss, g_learner)
         writers = [progress_writers] if isinstance(progress_writers, ProgressWriter) else list(progress_writers)
