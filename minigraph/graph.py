@@ -285,9 +285,8 @@ class Node:
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         """Jupyter shows a node as the picture of its graph (SVG from Graphviz), text elsewhere."""
-        from .plot import svg_text
-        svg = svg_text(self)
-        return {"text/plain": repr(self), **({"image/svg+xml": svg} if svg else {})}
+        from .plot import mimebundle
+        return mimebundle(self)
 
     def _repr_svg_(self) -> str | None:
         from .plot import svg_text

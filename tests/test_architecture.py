@@ -1,6 +1,6 @@
 """The layering rules of the package, read from its source with ``ast`` (module- and function-level imports).
 
-* The engine (shapes, graph, shape_inference, autodiff) and the foundation modules it stands on
+* The engine (shapes, graph, shape_inference, autodiff, costs) and the foundation modules it stands on
   (errors, rng, initializers, checks, limits) import nothing above them: no op, layer, plot,
   training, file or export module, at any level. The one exception is the user-facing methods of
   ``Node`` (``save``, ``summary``, ``plot``, ``export_onnx``...): each is a delegate, one
@@ -22,7 +22,8 @@ import networkx as nx
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "minigraph"
-ENGINE = {"minigraph.shapes", "minigraph.graph", "minigraph.shape_inference", "minigraph.autodiff"}
+ENGINE = {"minigraph.shapes", "minigraph.graph", "minigraph.shape_inference", "minigraph.autodiff",
+          "minigraph.costs"}  # costs: the memory and compute model of a run, from the shape pass alone
 FOUNDATION = {"minigraph.errors", "minigraph.rng", "minigraph.initializers", "minigraph.checks", "minigraph.limits"}
 BELOW_OPS = ENGINE | FOUNDATION
 
