@@ -181,8 +181,8 @@ class MinibatchSource:
         if state.get("shuffle") is not self.shuffle or (self.shuffle and state.get("seed") != self.seed):
             raise DataError(f"{label}: the state is of another order (shuffle={state.get('shuffle')!r}, "
                             f"seed={state.get('seed')!r}); this source has shuffle={self.shuffle}, seed={self.seed}")
-        if counters["offset"] > self.num_samples:
-            raise DataError(f"{label}: offset {counters['offset']} is past the end of the {self.num_samples} samples")
+        if state["offset"] > self.num_samples:
+            raise DataError(f"{label}: offset {state['offset']} is past the end of the {self.num_samples} samples")
 
     def load_state_dict(self, state: Mapping) -> None:
         """Continue from a :meth:`state_dict`: the next minibatch is the one that followed it.
