@@ -278,7 +278,11 @@ class _Run:
         if node.op_name == "Convolution" and b < self.batch:
             work += math.prod(step.out_shape) * size * b  # the chunk's GEMM result before it is copied out
         if node.op_name == "ConvolutionTranspose" and not step.batch_last:
-            work += self.nbytes(step.slots[1]) // self.batch * b  # the input transposed to batch-last
+            # the input is transposed to batch-last a block of positions at a time (scatter's rule: no
+            # block larger than the GEMM result, nor smaller than 1/16 of the input)
+            c_in, c_out, kernel, cells = _conv_sizes(step.in_shapes, step.out_shape, step.attrs, True)[:4]
+            block = min(cells, max(-(-cells // 16), cells * c_out * kernel // c_in))
+            work += c_in * block * b * size
         return work
 
     # backward -----------------------------------------------------------------------------------
@@ -365,6 +369,12 @@ def _concrete(value: DimLike, bound: dict) -> int:
     return value if is_known(value) else value.subs(bound)
 
 
+def _where(node: Node) -> str:
+    """``ConvolutionTranspose in layer 'generator/up1'`` (the node's label outside layers)."""
+    path = "/".join(s.name or s.kind for s in node.scope)
+    return f"{node.op_name} in layer '{path}'" if path else node.label
+
+
 def _simulate(run: _Run, model: Node, training: bool) -> tuple[int, str]:
     """Replay forward (and backward): the peak bytes and the node whose step reaches it."""
     n = len(run.order)
@@ -394,7 +404,7 @@ def _simulate(run: _Run, model: Node, training: bool) -> tuple[int, str]:
         out, transient, residual = run.forward_bytes(step, training)
         total = sum(live.values()) + residuals + out + transient
         if total > peak:
-            peak, at = total, step.node.label
+            peak, at = total, _where(step.node)
         if out:
             live[step.index] = out
             base_of[step.index] = step.index
@@ -423,7 +433,7 @@ def _simulate(run: _Run, model: Node, training: bool) -> tuple[int, str]:
         new, transient = run.backward_bytes(step, needs)
         total = kept_now + sum(grads.values()) + sum(new) + transient
         if total > peak:
-            peak, at = total, f"{step.node.label} (backward)"
+            peak, at = total, f"{_where(step.node)}, backward"
         g = grads.pop(step.index)
         for s, need, b in zip(step.slots, needs, new):
             if need:  # b == 0: the same array handed on; a second gradient for s is summed into a new one
