@@ -14,21 +14,27 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import networkx as nx
 import numpy as np
+import numpy.typing as npt
 
 from .checks import check_dtype
 from .errors import GraphError, ShapeError
 from .initializers import glorot_uniform
 from .shapes import DimLike, InferredDimension, as_shape, is_static, shape_str
 
+if TYPE_CHECKING:  # annotations only: autodiff imports this module
+    from .autodiff import Context, ForwardState, Step
+
 _uids = itertools.count()
-_OPERATORS: dict[str, Callable] = {}
+_OPERATORS: dict[str, Callable[..., Node]] = {}
 _scope_stack: list[Scope] = []
+_Leaf = TypeVar("_Leaf", bound="Node")
 
 
 @dataclass(frozen=True)
@@ -68,21 +74,21 @@ OPERATOR_DUNDERS: dict[str, tuple[str, ...]] = {
 """The Python operators of :class:`Node`, by the registered op function they call."""
 
 
-def register_operator(name: str, fn: Callable) -> None:
+def register_operator(name: str, fn: Callable[..., Node]) -> None:
     """Ops call this so that ``a + b``, ``a * b``, ``x[1:3]``... build their nodes."""
     if name not in OPERATOR_DUNDERS:
         raise ValueError(f"no Node operator calls {name!r}; operators: {', '.join(OPERATOR_DUNDERS)}")
     _OPERATORS[name] = fn
 
 
-def _operator(name: str) -> Callable:
+def _operator(name: str) -> Callable[..., Node]:
     try:
         return _OPERATORS[name]
     except KeyError:
         raise GraphError(f"operator {name!r} is not available: import minigraph (not only minigraph.graph)") from None
 
 
-def normalize_dtype(dtype) -> np.dtype | None:
+def normalize_dtype(dtype: npt.DTypeLike | None) -> np.dtype | None:
     """float32/float64 only; ``None`` means 'adopt the dtype of whatever this meets'."""
     return check_dtype(dtype, optional=True)
 
@@ -93,7 +99,7 @@ class Node:
 
     kind = "node"
 
-    def __init__(self, shape, dtype, name: str, inputs: Sequence[Node] = ()):
+    def __init__(self, shape: Any, dtype: npt.DTypeLike | None, name: str, inputs: Sequence[Node] = ()) -> None:
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, got {name!r}")
         self.uid: int = next(_uids)
@@ -104,15 +110,15 @@ class Node:
         self.scope: tuple[Scope, ...] = current_scope()
         self._graph: nx.DiGraph | None = None
         self._order: list | None = None
-        self._leaf_cache: dict = {}
+        self._leaf_cache: dict[type, list[Node]] = {}
         self.plan_cache: dict = {}  # per-shape execution plans, filled by ops at run time
         self.program_cache: dict = {}  # compiled runs of the graph rooted here, by feed signature
 
     # identity -------------------------------------------------------------------------------
-    def __hash__(self):
+    def __hash__(self) -> int:
         return self.uid
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return self is other
 
     @property
@@ -128,12 +134,18 @@ class Node:
     def op_name(self) -> str:
         return self.kind
 
+    def adopt_dtype(self, dtype: npt.DTypeLike) -> None:
+        """A node without a dtype of its own takes that of what it meets (parameters, constants and
+        functions also update their value or inputs)."""
+        if self._dtype is None:
+            self._dtype = normalize_dtype(dtype)
+
     @property
     def label(self) -> str:
         """``Plus 'y'`` or ``Plus #12``: how messages name this node."""
         return f"{self.op_name} '{self.name}'" if self.name else f"{self.op_name} #{self.uid}"
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         dt = self.dtype.name if self.dtype is not None else "inferred"
         return (f"{type(self).__name__}({self.op_name!r}, name={self.name!r}, shape={shape_str(self.shape)}, "
                 f"dtype={dt}, id={self.uid})")
@@ -175,11 +187,11 @@ class Node:
             self._order = list(nx.lexicographical_topological_sort(self.graph, key=lambda n: n.uid))
         return list(self._order)
 
-    def _leaves(self, cls) -> list[Node]:
+    def _leaves(self, cls: type[_Leaf]) -> list[_Leaf]:
         """Leaves of one type in creation order (cached: ancestry never changes)."""
         if cls not in self._leaf_cache:
             self._leaf_cache[cls] = sorted((n for n in self.graph if type(n) is cls), key=lambda n: n.uid)
-        return list(self._leaf_cache[cls])
+        return list(self._leaf_cache[cls])  # type: ignore[arg-type]  # holds only instances of cls
 
     @property
     def arguments(self) -> list[Variable]:
@@ -212,8 +224,8 @@ class Node:
         return found[0]
 
     # execution (delegates to the autodiff engine) ------------------------------------------
-    def eval(self, feed: Mapping | None = None, *, training: bool = False, seed: int | None = None,
-             memory_limit: int | None = None):
+    def eval(self, feed: Mapping[Any, Any] | None = None, *, training: bool = False, seed: int | None = None,
+             memory_limit: int | None = None) -> np.ndarray:
         """Run the graph and return this node's value, shape ``(N, *self.shape)``.
 
         ``feed`` maps input variables (or their names) to arrays with a leading batch axis.
@@ -224,8 +236,8 @@ class Node:
         _check_memory(self, feed, False, memory_limit)
         return autodiff.evaluate(self, feed or {}, training=training, seed=seed)
 
-    def grad(self, feed: Mapping | None = None, wrt=None, grad_root=None, *, training: bool = False,
-             seed: int | None = None):
+    def grad(self, feed: Mapping[Any, Any] | None = None, wrt: Any = None, grad_root: np.ndarray | None = None, *,
+             training: bool = False, seed: int | None = None) -> Any:
         """Gradients of this node's value (summed over every element; ``grad_root`` seeds another
         output gradient) w.r.t. ``wrt``: a dict by node for a list, an array for a single node.
         ``wrt=None`` means all parameters."""
@@ -233,8 +245,9 @@ class Node:
         _check_memory(self, feed, True)
         return autodiff.grad(self, feed or {}, wrt=wrt, grad_root=grad_root, training=training, seed=seed)
 
-    def forward(self, feed: Mapping | None = None, keep=(), *, training: bool = False, seed: int | None = None,
-                for_backward=True, given: Mapping | None = None):
+    def forward(self, feed: Mapping[Any, Any] | None = None, keep: Sequence[Node] = (), *, training: bool = False,
+                seed: int | None = None, for_backward: bool = True,
+                given: Mapping[Node, np.ndarray] | None = None) -> ForwardState:
         """Run forward and keep what :meth:`backward` needs; returns a ``ForwardState`` whose
         ``values[node]`` holds this node's value and those of ``keep``. Nodes in ``keep`` need not
         be ancestors of this one: they are computed in the same pass (one forward for a loss and a
@@ -246,44 +259,45 @@ class Node:
         return autodiff.forward(self, feed or {}, keep=keep, training=training, seed=seed,
                                 for_backward=for_backward, given=given)
 
-    def backward(self, state, root_gradient=None, wrt=None) -> dict:
+    def backward(self, state: ForwardState, root_gradient: np.ndarray | None = None,
+                 wrt: Any = None) -> dict[Node, np.ndarray]:
         """Gradients w.r.t. ``wrt`` (default: all parameters) from a ``forward`` state."""
         from . import autodiff
         return autodiff.backward(state, root_gradient, wrt)
 
     # methods that live above the engine (each imports its module when called) ---------------
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Save this graph with its parameter and constant values to one file
         (:func:`minigraph.save_model`; ``mg.load_model(path)`` reads it back)."""
         from .serialization import save_model
         save_model(self, path)
 
-    def summary(self, batch: int | None = None):
+    def summary(self, batch: int | None = None) -> str:
         """The layer table of this graph (:func:`minigraph.layers.summary`: shapes, parameters,
         multiply-adds, activation memory per sample or for ``batch`` samples, pads, lint findings): a
         ``str`` that notebooks show as an HTML table; ``print(model.summary())`` in scripts."""
         from .layers.summary import summary
         return summary(self, batch)
 
-    def estimate(self, batch: int = 1, training: bool = False, bindings: Mapping[str, int] | None = None):
+    def estimate(self, batch: int = 1, training: bool = False, bindings: Mapping[str, int] | None = None) -> Any:
         """Memory and multiply-adds of a run on ``batch`` samples, from the shape pass
         (:func:`minigraph.costs.estimate`: ``parameter_bytes``, ``activation_bytes``, ``workspace_bytes``,
         ``multiply_adds``, ``peak_bytes``); symbolic sizes need ``bindings``."""
         from .costs import estimate
         return estimate(self, batch, training, bindings)
 
-    def explain(self, feed: Mapping | None = None, **options):
+    def explain(self, feed: Mapping[Any, Any] | None = None, **options: Any) -> Any:
         """How every shape up to this node was derived (:func:`minigraph.explain`: per-axis sizes and pads
         of convolutions and pooling, one-line rules of other ops; ``bindings``, ``chain``)."""
         from .explain import explain
         return explain(self, feed, **options)
 
-    def lint(self, loss=None):
+    def lint(self, loss: Node | None = None) -> Any:
         """Findings about this network (:func:`minigraph.lint`), e.g. checkerboard-prone kernels."""
         from .lint import lint
         return lint(self, loss)
 
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         """Jupyter shows a node as the picture of its graph (SVG from Graphviz), text elsewhere."""
         from .plot import mimebundle
         return mimebundle(self)
@@ -292,54 +306,54 @@ class Node:
         from .plot import svg_text
         return svg_text(self)
 
-    def plot(self, filename=None, **options) -> str:
+    def plot(self, filename: str | os.PathLike[str] | None = None, **options: Any) -> str:
         """Draw this graph; return its DOT text and, with ``filename``, render it there
         (:func:`minigraph.plot`: ``format``, ``rankdir``, ``show_shapes``, ``show_params``,
         ``collapse_layers``, ``dpi``)."""
         from .plot import plot
         return plot(self, filename, **options)
 
-    def export_onnx(self, path=None, **options):
+    def export_onnx(self, path: str | os.PathLike[str] | None = None, **options: Any) -> Any:
         """Write this graph as an ONNX model and return the ``onnx.ModelProto``
         (:func:`minigraph.export_onnx`: ``opset``, ``input_names``, ``output_name``, ``batch_dim``)."""
         from .onnx_export import export_onnx
         return export_onnx(self, path, **options)
 
     # operators (dispatch to the ops that registered themselves) ------------------------------
-    def __add__(self, other):
+    def __add__(self, other: Any) -> Node:
         return _operator("plus")(self, other)
 
-    def __radd__(self, other):
+    def __radd__(self, other: Any) -> Node:
         return _operator("plus")(other, self)
 
-    def __sub__(self, other):
+    def __sub__(self, other: Any) -> Node:
         return _operator("minus")(self, other)
 
-    def __rsub__(self, other):
+    def __rsub__(self, other: Any) -> Node:
         return _operator("minus")(other, self)
 
-    def __mul__(self, other):
+    def __mul__(self, other: Any) -> Node:
         return _operator("element_times")(self, other)
 
-    def __rmul__(self, other):
+    def __rmul__(self, other: Any) -> Node:
         return _operator("element_times")(other, self)
 
-    def __truediv__(self, other):
+    def __truediv__(self, other: Any) -> Node:
         return _operator("element_divide")(self, other)
 
-    def __rtruediv__(self, other):
+    def __rtruediv__(self, other: Any) -> Node:
         return _operator("element_divide")(other, self)
 
-    def __neg__(self):
+    def __neg__(self) -> Node:
         return _operator("negate")(self)
 
-    def __abs__(self):
+    def __abs__(self) -> Node:
         return _operator("abs")(self)
 
-    def __matmul__(self, other):
+    def __matmul__(self, other: Any) -> Node:
         return _operator("times")(self, other)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Any) -> Node:
         return _operator("getitem")(self, key)
 
     __array_priority__ = 1000  # so that ``ndarray + node`` defers to the node
@@ -350,7 +364,7 @@ class Variable(Node):
 
     kind = "Input"
 
-    def __init__(self, shape, dtype=np.float32, name=""):
+    def __init__(self, shape: Any, dtype: npt.DTypeLike = np.float32, name: str = "") -> None:
         if dtype is None:
             raise TypeError("input_variable needs a dtype (float32 or float64)")
         super().__init__(shape, dtype, name)
@@ -366,7 +380,7 @@ class Parameter(Node):
 
     kind = "Parameter"
 
-    def __init__(self, shape, init, dtype=None, name=""):
+    def __init__(self, shape: Any, init: Any, dtype: npt.DTypeLike | None = None, name: str = "") -> None:
         super().__init__(shape, dtype, name)
         for d in self.shape:
             if not isinstance(d, int) or (d <= 0 and d != InferredDimension):
@@ -387,7 +401,7 @@ class Parameter(Node):
         if self._value is None and is_static(self._shape) and self._dtype is not None:
             self._value = _initial_value(self.init, self._shape, self._dtype, self.label)
 
-    def fill_inferred_dims(self, shape: tuple, dtype) -> None:
+    def fill_inferred_dims(self, shape: Sequence[DimLike], dtype: npt.DTypeLike | None) -> None:
         """Fill inferred dims (and dtype) from the shape pass; initialise the value."""
         shape = tuple(shape)
         if len(shape) != len(self._shape) or any(o not in (InferredDimension, n) for o, n in zip(self._shape, shape)):
@@ -400,7 +414,7 @@ class Parameter(Node):
             self._dtype = normalize_dtype(dtype)
         self._materialize()
 
-    def adopt_dtype(self, dtype) -> None:
+    def adopt_dtype(self, dtype: npt.DTypeLike) -> None:
         if self._dtype is None:
             self._dtype = normalize_dtype(dtype)
             self._materialize()
@@ -412,11 +426,11 @@ class Parameter(Node):
             if not is_static(self._shape):
                 raise GraphError(f"{self.label}: shape {shape_str(self._shape)} still has inferred dims; "
                                  f"use the parameter in a graph first so the shape pass can fill them")
-            self.adopt_dtype(np.float32)
-        return self._value
+            self.adopt_dtype(np.float32)  # which creates the value
+        return cast(np.ndarray, self._value)
 
     @value.setter
-    def value(self, new) -> None:
+    def value(self, new: Any) -> None:
         arr = _numeric_array(new, f"{self.label}: value")
         if not is_static(self._shape):
             fallback = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float32
@@ -438,7 +452,7 @@ class Constant(Node):
 
     kind = "Constant"
 
-    def __init__(self, value, dtype=None, name=""):
+    def __init__(self, value: Any, dtype: npt.DTypeLike | None = None, name: str = "") -> None:
         weak = isinstance(value, (int, float, list, tuple)) and not isinstance(value, bool) and dtype is None
         arr = np.asarray(value)
         if arr.dtype.kind not in "biuf":
@@ -456,7 +470,7 @@ class Constant(Node):
         return self._value
 
     @value.setter
-    def value(self, new) -> None:
+    def value(self, new: Any) -> None:
         arr = _numeric_array(new, f"{self.label}: value")
         if arr.shape != self.shape:
             raise ShapeError(f"{self.label}: cannot assign a value of shape {arr.shape}; expected "
@@ -465,7 +479,7 @@ class Constant(Node):
             self._raw = np.array(arr, copy=True)
         self._value = np.array(arr, dtype=np.float64 if self._dtype is None else self._dtype, copy=True)
 
-    def adopt_dtype(self, dtype) -> None:
+    def adopt_dtype(self, dtype: npt.DTypeLike) -> None:
         if self._dtype is None:
             self._dtype = normalize_dtype(dtype)
             self._value = self._raw.astype(self._dtype)
@@ -529,16 +543,18 @@ class Op:
     updates_inputs: tuple = ()  # input slots whose constants forward updates in place when training
     uses_bindings = False  # if True, the run-time shape pass adds attrs["bindings"] (name -> int) for infer
 
-    def infer(self, in_shapes, in_dtypes, attrs, label) -> Inferred:
+    def infer(self, in_shapes: Sequence[Sequence[DimLike]], in_dtypes: Sequence[np.dtype | None],
+              attrs: Mapping[str, Any], label: str) -> Inferred:
         raise NotImplementedError(f"{type(self).__name__} has no shape rule")
 
-    def forward(self, step, xs, ctx):
+    def forward(self, step: Step, xs: Sequence[np.ndarray], ctx: Context) -> tuple[np.ndarray, Any]:
         raise NotImplementedError(f"{type(self).__name__} has no forward")
 
-    def vjp(self, step, g, xs, y, residual, needs):
+    def vjp(self, step: Step, g: np.ndarray, xs: Sequence[np.ndarray], y: np.ndarray | None, residual: Any,
+            needs: Sequence[bool]) -> list[np.ndarray | None]:
         raise GraphError(f"{step.label}: {self.name} is not differentiable")
 
-    def describe(self, attrs: Mapping) -> dict:
+    def describe(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
         """Attributes worth showing in a drawing or summary (default: all)."""
         return dict(attrs)
 
@@ -548,7 +564,8 @@ class Function(Node):
 
     kind = "Function"
 
-    def __init__(self, op: Op, inputs: Sequence, attributes: Mapping | None = None, name: str = ""):
+    def __init__(self, op: Op, inputs: Sequence[Any], attributes: Mapping[str, Any] | None = None,
+                 name: str = "") -> None:
         nodes = [as_node(x) for x in inputs]
         super().__init__((), None, name, nodes)
         self.op = op
@@ -599,7 +616,7 @@ class Function(Node):
         """User attributes merged with those the shape pass resolved (e.g. ``lower_pad``)."""
         return {**self.op_attributes, **self.resolved}
 
-    def adopt_dtype(self, dtype) -> None:
+    def adopt_dtype(self, dtype: npt.DTypeLike) -> None:
         """A node computed only from dtype-less inputs takes the dtype of what it meets, and so do they."""
         if self._dtype is None:
             self._dtype = normalize_dtype(dtype)
@@ -612,7 +629,7 @@ class Function(Node):
         return self
 
 
-def _check_memory(root: Node, feed, training: bool, limit: int | None = None) -> None:
+def _check_memory(root: Node, feed: Mapping[Any, Any] | None, training: bool, limit: int | None = None) -> None:
     """Before a run: its estimated peak against the memory limit (``mg.set_memory_limit``)."""
     from .limits import get_memory_limit
     if limit is not None or get_memory_limit() is not None:
@@ -620,7 +637,7 @@ def _check_memory(root: Node, feed, training: bool, limit: int | None = None) ->
         check_run(root, feed or {}, training, limit)
 
 
-def as_node(x, dtype=None) -> Node:
+def as_node(x: Any, dtype: npt.DTypeLike | None = None) -> Node:
     """A node as is; numbers and arrays become constants."""
     if isinstance(x, Node):
         return x
@@ -629,7 +646,7 @@ def as_node(x, dtype=None) -> Node:
     raise TypeError(f"cannot use {type(x).__name__} {x!r} as a graph input; pass a node, a number or an array")
 
 
-def _numeric_array(value, what: str) -> np.ndarray:
+def _numeric_array(value: Any, what: str) -> np.ndarray:
     """``value`` as a numeric array, or a TypeError that says what was wrong with it."""
     try:
         arr = np.asarray(value)
@@ -640,7 +657,7 @@ def _numeric_array(value, what: str) -> np.ndarray:
     return arr
 
 
-def _initial_value(init, shape, dtype, label) -> np.ndarray:
+def _initial_value(init: Any, shape: Any, dtype: np.dtype, label: str) -> np.ndarray:
     if callable(init):
         value = np.asarray(init(shape, dtype))
     else:
@@ -653,7 +670,7 @@ def _initial_value(init, shape, dtype, label) -> np.ndarray:
 
 
 # factories ------------------------------------------------------------------------------------
-def input_variable(shape, dtype=np.float32, name: str = "", **kwargs) -> Variable:
+def input_variable(shape: Any, dtype: npt.DTypeLike = np.float32, name: str = "", **kwargs: Any) -> Variable:
     """An input fed at run time. ``shape`` excludes the batch axis; a str is a named symbolic dim.
 
     >>> input_variable((3, "H", "W"), name="x").shape
@@ -665,7 +682,7 @@ def input_variable(shape, dtype=np.float32, name: str = "", **kwargs) -> Variabl
     return Variable(shape, dtype, name)
 
 
-def parameter(shape=None, init=None, dtype=None, name: str = "") -> Parameter:
+def parameter(shape: Any = None, init: Any = None, dtype: npt.DTypeLike | None = None, name: str = "") -> Parameter:
     """A learnable tensor. ``init`` is an initializer (``mg.initializers.glorot_uniform()``), a
     scalar or an array; an array alone also gives the shape. ``dtype=None`` adopts the dtype of the
     first op input it meets (float32 if read before). Dims may be ``InferredDimension``.
@@ -682,6 +699,6 @@ def parameter(shape=None, init=None, dtype=None, name: str = "") -> Parameter:
     return Parameter(shape, init, dtype, name)
 
 
-def constant(value, dtype=None, name: str = "") -> Constant:
+def constant(value: Any, dtype: npt.DTypeLike | None = None, name: str = "") -> Constant:
     """A fixed tensor; its shape is that of ``value`` (no batch axis)."""
     return Constant(value, dtype, name)

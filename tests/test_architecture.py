@@ -7,6 +7,7 @@
   function-local import and one call.
 * Ops import the engine, the foundation and other ops only (never layers or anything above).
 * No two modules import each other at module level (the module-level import graph has no cycle).
+  Imports under ``if TYPE_CHECKING:`` are for annotations only (they never run) and are not counted.
 
 Each rule is also run on a deliberately broken copy of a module, so the checks themselves cannot
 silently pass.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +79,8 @@ def imports_of(source: str, module: str, is_package: bool, known: set[str]) -> l
                 visit(child, [*scope, child.name], True)
             elif isinstance(child, ast.ClassDef):
                 visit(child, [*scope, child.name], in_function)
+            elif isinstance(child, ast.If) and ast.unparse(child.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+                visit(ast.Module(body=child.orelse, type_ignores=[]), scope, in_function)  # type-only imports never run
             else:
                 visit(child, scope, in_function)
 
@@ -171,9 +175,9 @@ def _with_line(module: str, line: str, inside: str | None = None) -> dict[str, s
     source = modules()[module].read_text()
     if inside is None:
         return {module: source + "\n" + line + "\n"}
-    head = f"    def {inside}(self):\n"
-    assert head in source, f"{module} has no method {inside}"
-    return {module: source.replace(head, f"{head}        {line}\n", 1)}
+    head = re.search(rf"^    def {inside}\(self\).*:\n", source, re.MULTILINE)
+    assert head, f"{module} has no method {inside}"
+    return {module: source[:head.end()] + f"        {line}\n" + source[head.end():]}
 
 
 @pytest.mark.parametrize("module", sorted(ENGINE))

@@ -207,7 +207,7 @@ def test_abs_of_a_node():
     np.testing.assert_array_equal(y.eval({x: np.array([[-1.5, 0.0, 2.0]], np.float32)}), [[1.5, 0.0, 2.0]])
 
 
-def test_plot_save_and_summary_are_node_methods(tmp_path, capsys):
+def test_plot_save_and_summary_are_node_methods(tmp_path):
     x = mg.input_variable((2,), name="x")
     y = mg.relu(x, name="y")
     dot = y.plot(os.path.join(tmp_path, "g.dot"))
@@ -215,5 +215,4 @@ def test_plot_save_and_summary_are_node_methods(tmp_path, capsys):
     assert y.plot() == dot
     y.save(tmp_path / "m.mg")
     assert mg.load_model(tmp_path / "m.mg").op_name == y.op_name
-    y.summary()
-    assert capsys.readouterr().out.strip() == mg.layers.summary(y)
+    assert str(y.summary()) == str(mg.layers.summary(y))
