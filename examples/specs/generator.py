@@ -25,7 +25,7 @@ def main() -> None:
     mg.set_seed(0)
     z = mg.input_variable(16, name="z")
     images = generator()(z)
-    images.summary()
+    print(images.summary())
     samples = images.eval({z: np.random.default_rng(0).standard_normal((4, 16)).astype(np.float32)})
     print("samples:", samples.shape, f"values in [{samples.min():.3f}, {samples.max():.3f}]")
     here = os.path.dirname(os.path.abspath(__file__))
