@@ -170,3 +170,19 @@ def test_memory_limit_suggests_chunking_where_it_helps():
                                    max_temp_mem_size_in_samples=samples)(x)
     assert fixed.estimate(64).peak_bytes <= mg.get_memory_limit()
     assert fixed.eval(feed).shape == (64, 32, 14, 14)
+
+
+def test_trainer_steps_honour_the_memory_limit():
+    x, t = mg.input_variable(8, name="x"), mg.input_variable(1, name="t")
+    model = L.Sequential([L.Dense(64, activation=mg.relu), L.Dense(1)])(x)
+    loss = mg.squared_error(model, t)
+    trainer = mg.Trainer(model, loss, mg.learners.sgd(model.parameters, 0.1))
+    feed = {x: np.ones((512, 8), np.float32), t: np.ones((512, 1), np.float32)}
+    before = [p.value.copy() for p in model.parameters]
+    mg.set_memory_limit(loss.estimate(512, training=True).peak_bytes // 2)
+    with pytest.raises(mg.ResourceError, match="a training step on 512 samples") as info:
+        trainer.train_minibatch(feed)
+    assert all(np.array_equal(b, p.value) for b, p in zip(before, model.parameters))  # nothing changed
+    small = {k: v[:info.value.fitting_batch] for k, v in feed.items()}
+    trainer.train_minibatch(small)
+    assert not all(np.array_equal(b, p.value) for b, p in zip(before, model.parameters))
