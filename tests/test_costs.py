@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import minigraph as mg
+from benchmarks.estimates import measured_peak  # a warm run's tracemalloc peak
 from minigraph import layers as L
 from minigraph.costs import estimate, node_costs
 
@@ -51,16 +52,6 @@ def symbolic():
     x = mg.input_variable((8, "H", "W"), name="x")
     y = L.ConvolutionTranspose((5, 5), 8, strides=2, pad=True, activation=mg.tanh)(x)
     return L.AveragePooling((3, 3), strides=1, pad=True)(y), x
-
-
-def measured_peak(run) -> int:
-    run()  # warm: plans and caches are built once per shape, not per run
-    tracemalloc.start()
-    try:
-        run()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 @pytest.mark.parametrize("build", [generator, dcgan, discriminator, chunked, symbolic])
