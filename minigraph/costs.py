@@ -283,7 +283,7 @@ class _Run:
             c_in, c_out, kernel, cells = _conv_sizes(step.in_shapes, step.out_shape, step.attrs, True)[:4]
             block = min(cells, max(-(-cells // 16), cells * c_out * kernel // c_in))
             work += c_in * block * b * size
-        return work
+        return int(work)
 
     # backward -----------------------------------------------------------------------------------
     def backward_bytes(self, step: _Step, needs: list) -> tuple[list[int], int]:
@@ -355,7 +355,7 @@ def estimate(model: Node, batch: int = 1, training: bool = False,
         raise TypeError(f"estimate: training must be a bool, got {training!r}")
     bound = _bindings(model, bindings)
     run = _Run(model, int(batch), bound)
-    params = sum(math.prod(p.shape) * _itemsize(p) for p in model.parameters)
+    params = sum(int(math.prod(p.shape)) * _itemsize(p) for p in model.parameters)
     costs = node_costs(model)
     macs = sum(_concrete(c.multiply_adds, bound) for c in costs) * run.batch * (3 if training else 1)
     workspace = max((run.conv_forward(s, run.sizes[s.index]) for s in run.steps if s.node.op_name in _CONVS),
@@ -366,7 +366,11 @@ def estimate(model: Node, batch: int = 1, training: bool = False,
 
 
 def _concrete(value: DimLike, bound: dict) -> int:
-    return value if is_known(value) else value.subs(bound)
+    """``value`` with the names bound (the caller has checked that every name is)."""
+    result = value.subs(bound) if isinstance(value, Dim) else value
+    if not isinstance(result, int):
+        raise GraphError(f"size {value} still depends on {', '.join(result.names)} with {bound}")
+    return result
 
 
 def _where(node: Node) -> str:

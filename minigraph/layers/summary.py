@@ -47,7 +47,8 @@ def _pads(nodes, scope) -> str:
 
 def _layer_calls(model: Node) -> list:
     """``("call", scope, depth, nodes)`` per layer call and ``("op", node)`` per unscoped op, in order."""
-    entries, calls = [], {}
+    entries: list = []
+    calls: dict = {}
     for node in model.topological_order():
         if not isinstance(node, Function):
             continue
