@@ -123,3 +123,15 @@ def test_findings_print_and_bad_arguments():
         lint(L.Dense(3))
     with pytest.raises(TypeError, match="loss must be a graph node"):
         lint(y, loss=np.zeros(3))
+
+
+def test_plot_marks_flagged_nodes_with_a_badge():
+    y = L.ConvolutionTranspose((3, 3), 8, strides=2, pad=True, output_shape=10, name="up")(x4())
+    conv_line = next(line for line in mg.plot(y).splitlines() if "<B>ConvolutionTranspose</B>" in line)
+    assert "&#9888; uneven-overlap" in conv_line and 'color="#b35900", penwidth=2.2' in conv_line
+    plain_line = next(line for line in mg.plot(y).splitlines() if "<B>Plus</B>" in line)
+    assert "&#9888;" not in plain_line and "#b35900" not in plain_line
+    assert "&#9888;" not in mg.plot(y, show_lint=False)
+    collapsed = mg.plot(y, collapse_layers=True)
+    assert "&#9888; uneven-overlap" in collapsed
+    assert "&#9888;" not in mg.plot(L.ConvolutionTranspose((4, 4), 8, strides=2, pad=True, output_shape=10)(x4()))
