@@ -50,8 +50,9 @@ class ResourceError(MinigraphError, MemoryError):
     """A run, feed or file would need more memory than the limit (``mg.set_memory_limit``) allows.
 
     Raised before anything is allocated. ``estimate`` and ``limit`` are in bytes; runs also set
-    ``largest_node`` (the node whose output is largest) and ``fitting_batch`` (the largest batch size that
-    fits, 0 when none does); each is ``None`` when it does not apply.
+    ``largest_node`` (where the estimated peak is reached, e.g. ``ConvolutionTranspose in layer 'up2'``)
+    and ``fitting_batch`` (the largest batch size that fits, 0 when none does); each is ``None`` when it
+    does not apply.
     """
 
     def __init__(self, message: str, estimate: int | None = None, limit: int | None = None,
