@@ -13,7 +13,6 @@ averages and tag. :func:`write_training_progress` and friends feed a list of wri
 from __future__ import annotations
 
 import atexit
-import os
 import time
 import weakref
 from collections.abc import Sequence
@@ -22,17 +21,10 @@ from dataclasses import dataclass, field
 __all__ = ["ProgressWriter", "Progress", "process_rank", "write_training_progress", "write_test_progress",
            "summarize_training_progress", "summarize_test_progress"]
 
-# environment variables through which MPI launchers (mpiexec of MPICH, Open MPI, PMIx) give a process its rank
-_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
-
-
 def process_rank() -> int:
-    """This process's rank in a distributed run started by ``mpiexec`` (0 when not distributed)."""
-    for name in _RANK_VARIABLES:
-        value = os.environ.get(name, "")
-        if value.isdigit():
-            return int(value)
-    return 0
+    """This process's rank in a distributed run, 0 when not distributed (``distributed.Communicator.rank``)."""
+    from ..distributed import Communicator  # function-local: the trainer imports both modules
+    return Communicator.rank()
 
 
 def _optional_positive_int(value, what: str, owner: str) -> int | None:
@@ -239,7 +231,6 @@ class ProgressWriter:
         run.summaries += 1
         if self.writes_here:
             progress = self._progress(run, run.start, run.start, trainer, now - run.period_began)
-            progress.samples_since_last = progress.samples_since_start
             progress.summary_index = run.summaries
             self.on_write_training_summary(progress)
         run.start, run.last, run.period_began, run.last_write = _Sums(), _Sums(), now, now

@@ -111,8 +111,8 @@ class TensorBoardProgressWriter(ProgressWriter):
         except (TypeError, ValueError):
             raise TypeError(f"write_value({name!r}): value must be a real number, got {value!r}") from None
         if self._writer is not None:
-            from tensorboardX.summary import scalar
-            self._writer.write(step, summary=scalar(name, value))
+            from tensorboardX.proto.summary_pb2 import Summary
+            self._writer.write(step, summary=Summary(value=[Summary.Value(tag=name, simple_value=value)]))
 
     def write_image(self, name: str, images, step: int, **grid_options) -> None:
         """Record images ``(N, C, H, W)`` (C = 1 or 3, values in [0, 1] unless ``normalize=True``) as
