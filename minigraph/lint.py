@@ -175,7 +175,9 @@ def _transposed(node: Function) -> list[Finding]:
                            f"pad=True with stride > 1 and no output_shape gives (n - 1)*s + 1 rows "
                            f"(CNTK's rule: 2n - 1 for stride 2): {got[0] if len(got) == 1 else got}, not n*s = "
                            f"{shown} as most people expect",
-                           f"pass output_shape={shown} (or pad='same_upper') to get n*s"))
+                           f"pass output_shape={shown} (or pad='same_upper') to get n*s" if all(map(is_known, fixed))
+                           else f"use pad='same_upper', which gives n*s = {shown} for every input size (output_shape "
+                                f"takes fixed sizes only)"))
     return out
 
 

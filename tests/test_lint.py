@@ -74,7 +74,11 @@ def test_pad_true_stride_2_without_output_shape_is_2n_minus_1():
     bad = L.ConvolutionTranspose((4, 4), 8, strides=2, pad=True, name="up")(x)
     (finding,) = [f for f in mg.lint(bad) if f.code == "2n-1"]
     assert "2n - 1" in finding.message and "2*H" in finding.message
-    assert "output_shape=(2*H, 10)" in finding.suggestion and "same_upper" in finding.suggestion
+    assert "use pad='same_upper', which gives n*s = (2*H, 10)" in finding.suggestion
+    fixed_size = L.ConvolutionTranspose((4, 4), 8, strides=2, pad=True, name="up")(x4())
+    (finding,) = [f for f in mg.lint(fixed_size) if f.code == "2n-1"]
+    assert "(9, 9), not n*s = (10, 10)" in finding.message
+    assert finding.suggestion == "pass output_shape=(10, 10) (or pad='same_upper') to get n*s"
     fixed = L.ConvolutionTranspose((4, 4), 8, strides=2, pad=True, output_shape=(10, 10), name="up")(x4())
     same = L.ConvolutionTranspose((4, 4), 8, strides=2, pad="same_upper", name="up")(x4())
     unit = L.ConvolutionTranspose((3, 3), 8, pad=True, name="up")(x4())
