@@ -12,15 +12,16 @@ values that depend only on parameters and constants (they broadcast over the bat
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import networkx as nx
 import numpy as np
 
 from .checks import check_bool, check_seed
 from .errors import GraphError, ResourceError, ShapeError
-from .graph import Constant, Function, Node, Parameter, Variable
+from .graph import Constant, Function, Node, Op, Parameter, Variable
 from .rng import ops_rng
 from .shape_inference import bind, bind_feed, feed_arrays, settle_dtypes
 from .shapes import shape_str
@@ -39,31 +40,33 @@ class Step:
     """One function node of a compiled program, with everything its op needs at run time."""
 
     node: Function
-    op: object
+    op: Op
     label: str
-    attrs: dict
-    in_shapes: list
-    in_array_shapes: list  # run-time array shapes of the inputs: (N or 1, *static)
-    dtypes: list           # dtypes of the inputs
-    out_shape: tuple
+    attrs: dict[str, Any]                  # concrete attributes: the user's and those the shape rule resolved
+    in_shapes: list[tuple[int, ...]]       # concrete static shapes of the inputs
+    in_array_shapes: list[tuple[int, ...]]  # run-time array shapes of the inputs: (N or 1, *static)
+    dtypes: list[np.dtype | None]          # dtypes of the inputs
+    out_shape: tuple[int, ...]
     dtype: np.dtype
-    cache: dict          # per-shape plan cache of the op, shared by every program using this node
-    slots: list          # program indices of the inputs
-    index: int           # program index of this node
-    frees: tuple = ()           # values no later step reads (freed after this step when only evaluating)
-    frees_for_backward: tuple = ()  # ... of those, the ones backward does not read either
+    cache: dict[str, Any]  # per-shape plan cache of the op, shared by every program using this node
+    slots: list[int]       # program indices of the inputs
+    index: int             # program index of this node
+    frees: tuple[int, ...] = ()               # values no later step reads (freed after this step when only evaluating)
+    frees_for_backward: tuple[int, ...] = ()  # ... of those, the ones backward does not read either
 
 
 @dataclass
 class Program:
-    order: list                  # every node, topologically sorted
-    index: dict                  # node -> position in order
-    leaves: list                 # (position, node) of inputs, parameters and constants
-    steps: list                  # Step per function node, in order
-    shapes: list                 # concrete static shape of each node
+    """A graph compiled for one feed signature: what forward runs and backward walks back."""
+
+    order: list[Node]                  # every node, topologically sorted
+    index: dict[Node, int]             # node -> position in order
+    leaves: list[tuple[int, Node]]     # (position, node) of inputs, parameters, constants and given nodes
+    steps: list[Step]                  # Step per function node, in order
+    shapes: list[tuple[int, ...]]      # concrete static shape of each node
     batch: int
-    bindings: dict
-    requires_cache: dict = field(default_factory=dict)  # wrt set -> which nodes need gradients
+    bindings: dict[str, int]
+    requires_cache: dict[frozenset[Node], list[bool]] = field(default_factory=dict)  # wrt set -> needs gradients
 
 
 @dataclass
@@ -72,16 +75,16 @@ class ForwardState:
 
     root: Node
     program: Program
-    values: dict                 # node -> array, for the root, ``keep`` and what backward needs
-    residuals: dict = field(default_factory=dict)
+    values: dict[Node, np.ndarray]  # node -> array, for the root, ``keep`` and what backward needs
+    residuals: dict[int, Any] = field(default_factory=dict)  # step index -> what its vjp reads
     ctx: Context | None = None
     for_backward: bool = True
 
-    def __getitem__(self, node):
+    def __getitem__(self, node: Node) -> np.ndarray:
         return self.values[node]
 
 
-def _union_order(root: Node, extra: tuple, given=()) -> list:
+def _union_order(root: Node, extra: tuple[Node, ...], given: Collection[Node] = ()) -> list[Node]:
     """Topological order of the graphs of ``root`` and the ``extra`` outputs together. With ``given``
     nodes (values supplied by the caller), the walk stops at them: their ancestors are left out
     unless another path needs them."""
@@ -89,7 +92,8 @@ def _union_order(root: Node, extra: tuple, given=()) -> list:
         return root.topological_order()
     union = nx.compose_all([root.graph, *(e.graph for e in extra)]) if extra else root.graph
     if given:
-        needed, stack = set(), [root, *extra]
+        needed: set[Node] = set()
+        stack = [root, *extra]
         while stack:
             node = stack.pop()
             if node not in needed:
@@ -100,7 +104,7 @@ def _union_order(root: Node, extra: tuple, given=()) -> list:
     return list(nx.lexicographical_topological_sort(union, key=lambda n: n.uid))
 
 
-def _given_batch(given: dict, batch: int | None) -> int:
+def _given_batch(given: Mapping[Node, np.ndarray], batch: int | None) -> int:
     """The batch size with the ``given`` values counted: each has ``batch`` rows or 1 (a value that
     depends on no fed input); ``batch`` is None when no input is fed."""
     if batch is None:
@@ -112,7 +116,7 @@ def _given_batch(given: dict, batch: int | None) -> int:
     return batch
 
 
-def check_given(roots: tuple, given) -> dict:
+def check_given(roots: tuple[Node, ...], given: object) -> dict[Node, np.ndarray]:
     """``given`` (node -> array, e.g. values of an earlier :class:`ForwardState`) checked: nodes of
     the graphs of ``roots``, arrays of the node's dtype with a leading batch axis and its rank."""
     if given is None:
@@ -134,14 +138,15 @@ def check_given(roots: tuple, given) -> dict:
     return checked
 
 
-def compile_program(root: Node, arrays: dict, extra: tuple = (), given: Mapping = {}) -> Program:  # noqa: B006
+def compile_program(root: Node, arrays: Mapping[Variable, np.ndarray], extra: tuple[Node, ...] = (),
+                    given: Mapping[Node, np.ndarray] = {}) -> Program:  # noqa: B006
     """The program computing ``root`` (and the ``extra`` outputs) for these fed arrays and ``given``
     node values (leaves of the program: nothing above them runs, gradients stop there): cached per
     signature (which variables and given nodes, shapes and dtypes), so binding checks and shape
     rules run once per new signature."""
     signature = (tuple((v.uid, a.shape, a.dtype.char) for v, a in arrays.items()), tuple(e.uid for e in extra),
                  tuple((n.uid, a.shape, a.dtype.char) for n, a in given.items()))
-    program = root.program_cache.get(signature)
+    program: Program | None = root.program_cache.get(signature)
     if program is not None:
         return program
     with _CACHE_LOCK:  # one thread compiles a signature; the others then find it
@@ -158,14 +163,15 @@ graph at once. Compiling under it also makes a graph's one-time work (dtypes set
 parameters initialised) happen once. Runs themselves take no lock."""
 
 
-def _bounded_put(cache: dict, key, value, size: int) -> None:
+def _bounded_put(cache: dict[Any, Any], key: Any, value: Any, size: int) -> None:
     """``cache[key] = value``, first dropping the oldest entries so that at most ``size`` remain."""
     for old in list(cache)[:max(len(cache) - size + 1, 0)]:
         cache.pop(old, None)
     cache[key] = value
 
 
-def _compile(root: Node, arrays: dict, extra: tuple, given: Mapping) -> Program:
+def _compile(root: Node, arrays: Mapping[Variable, np.ndarray], extra: tuple[Node, ...],
+             given: Mapping[Node, np.ndarray]) -> Program:
     bindings, batch = bind_feed(arrays)
     if given:
         batch = _given_batch(given, batch if arrays else None)
@@ -197,8 +203,9 @@ def _compile(root: Node, arrays: dict, extra: tuple, given: Mapping) -> Program:
             cache = {}
             _bounded_put(node.plan_cache, key, cache, 32)  # bounded when sizes keep changing
         in_array_shapes = [(batch if batched[s] else 1, *shape) for s, shape in zip(slots, in_shapes)]
+        dtype = cast(np.dtype, node.dtype)  # settle_dtypes gave every node one
         steps.append(Step(node, node.op, node.label, bound.attrs[node], in_shapes, in_array_shapes,
-                          [x.dtype for x in node.inputs_direct], bound.shapes[node], node.dtype, cache, slots, i))
+                          [x.dtype for x in node.inputs_direct], bound.shapes[node], dtype, cache, slots, i))
         for s in slots:
             last_use[s] = i
             if node.op.saves_inputs:
@@ -212,7 +219,7 @@ def _compile(root: Node, arrays: dict, extra: tuple, given: Mapping) -> Program:
     return Program(order, index, leaves, steps, [bound.shapes[n] for n in order], batch, dict(bindings))
 
 
-def needed_arguments(root: Node, extra: tuple = (), given=()) -> list:
+def needed_arguments(root: Node, extra: tuple[Node, ...] = (), given: Collection[Node] = ()) -> list[Variable]:
     """The variables a run of ``root`` (and ``extra``) with values for the ``given`` nodes needs fed,
     in creation order (cached on the root per set of given nodes)."""
     key = ("arguments", tuple(e.uid for e in extra), tuple(sorted(n.uid for n in given)))
@@ -224,7 +231,7 @@ def needed_arguments(root: Node, extra: tuple = (), given=()) -> list:
     return arguments
 
 
-def _leaf_value(node: Node, arrays: dict, given: dict) -> np.ndarray:
+def _leaf_value(node: Node, arrays: Mapping[Variable, np.ndarray], given: Mapping[Node, np.ndarray]) -> np.ndarray:
     if node in given:
         return given[node]
     if isinstance(node, Variable):
@@ -234,8 +241,9 @@ def _leaf_value(node: Node, arrays: dict, given: dict) -> np.ndarray:
     raise GraphError(f"{node.label}: unknown leaf type {type(node).__name__}")
 
 
-def forward(root: Node, feed: Mapping, keep=(), training: bool = False, seed: int | None = None,
-            for_backward: bool = True, given: Mapping | None = None) -> ForwardState:
+def forward(root: Node, feed: Mapping[Any, Any], keep: Sequence[Node] = (), training: bool = False,
+            seed: int | None = None, for_backward: bool = True,
+            given: Mapping[Node, np.ndarray] | None = None) -> ForwardState:
     """Run the graph of ``root``; see :meth:`minigraph.graph.Node.forward`. Nodes in ``keep`` that
     ``root`` does not depend on are computed in the same pass (e.g. a metric beside a loss).
     ``given`` (node -> array) supplies node values, e.g. from an earlier forward state: those nodes
@@ -265,7 +273,7 @@ def forward(root: Node, feed: Mapping, keep=(), training: bool = False, seed: in
     for i, node in program.leaves:
         values[i] = _leaf_value(node, arrays, given)
     leaf_arrays = [values[i] for i, _ in program.leaves]
-    residuals = {}
+    residuals: dict[int, Any] = {}
     for step in program.steps:
         try:
             y, residual = step.op.forward(step, [values[s] for s in step.slots], ctx)
@@ -292,20 +300,20 @@ def forward(root: Node, feed: Mapping, keep=(), training: bool = False, seed: in
     return ForwardState(root, program, kept, residuals, ctx, for_backward)
 
 
-def _unaliased(value: np.ndarray, leaf_arrays: list) -> np.ndarray:
+def _unaliased(value: np.ndarray, leaf_arrays: list[np.ndarray | None]) -> np.ndarray:
     """``value``, or a copy when it may share memory with a leaf's array (``W.eval()``,
     ``reshape(x).eval()``): writing into a result must never change the model or the caller's data."""
     if any(leaf is not None and np.may_share_memory(value, leaf) for leaf in leaf_arrays):
-        return value.copy()
+        return cast(np.ndarray, value.copy())
     return value
 
 
-def evaluate(root: Node, feed: Mapping, training: bool = False, seed: int | None = None) -> np.ndarray:
+def evaluate(root: Node, feed: Mapping[Any, Any], training: bool = False, seed: int | None = None) -> np.ndarray:
     """The value of ``root`` for ``feed``: ``(N, *root.shape)``."""
     return forward(root, feed, training=training, seed=seed, for_backward=False).values[root]
 
 
-def _wrt_nodes(root: Node, program: Program, wrt) -> list:
+def _wrt_nodes(root: Node, program: Program, wrt: Any) -> Sequence[Node]:
     if wrt is None:
         return root.parameters
     nodes = [wrt] if isinstance(wrt, Node) else list(wrt)
@@ -328,7 +336,7 @@ def _requires(program: Program, wanted: frozenset) -> list:
     return requires
 
 
-def backward(state: ForwardState, root_gradient=None, wrt=None) -> dict:
+def backward(state: ForwardState, root_gradient: np.ndarray | None = None, wrt: Any = None) -> dict[Node, np.ndarray]:
     """Gradients of ``state.root`` w.r.t. ``wrt`` (default: all parameters), as a dict by node.
 
     ``root_gradient`` defaults to ones (the gradient of the sum of every output element).
@@ -370,7 +378,7 @@ def backward(state: ForwardState, root_gradient=None, wrt=None) -> dict:
     out = {}
     for n in nodes:
         if n not in program.index:  # above a given node: gradients stop there
-            out[n] = np.zeros_like(n.value)
+            out[n] = np.zeros_like(n.value)  # type: ignore[attr-defined]  # _wrt_nodes: only parameters lie there
             continue
         g = grads.get(program.index[n])
         if g is None:
@@ -382,7 +390,8 @@ def backward(state: ForwardState, root_gradient=None, wrt=None) -> dict:
     return out
 
 
-def grad(root: Node, feed: Mapping, wrt=None, grad_root=None, training: bool = False, seed: int | None = None):
+def grad(root: Node, feed: Mapping[Any, Any], wrt: Any = None, grad_root: np.ndarray | None = None,
+         training: bool = False, seed: int | None = None) -> Any:
     """Forward then backward; a dict for a list ``wrt`` (or None = all parameters), an array for one node."""
     state = forward(root, feed, training=training, seed=seed, for_backward=True)
     result = backward(state, grad_root, wrt)

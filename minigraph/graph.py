@@ -550,7 +550,7 @@ class Op:
     def forward(self, step: Step, xs: Sequence[np.ndarray], ctx: Context) -> tuple[np.ndarray, Any]:
         raise NotImplementedError(f"{type(self).__name__} has no forward")
 
-    def vjp(self, step: Step, g: np.ndarray, xs: Sequence[np.ndarray], y: np.ndarray | None, residual: Any,
+    def vjp(self, step: Step, g: np.ndarray, xs: Sequence[np.ndarray | None], y: np.ndarray | None, residual: Any,
             needs: Sequence[bool]) -> list[np.ndarray | None]:
         raise GraphError(f"{step.label}: {self.name} is not differentiable")
 

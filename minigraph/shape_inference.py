@@ -9,8 +9,9 @@ symbolic size happen as soon as the size is known.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from .limits import check_memory, get_memory_limit
 from .shapes import Dim, names_of, shape_str, subs_shape
 
 
-def settle_dtypes(order: list) -> None:
+def settle_dtypes(order: Sequence[Node]) -> None:
     """Before running: nodes still without a dtype (computed from parameters or scalars alone)
     become float32, from the root down so that their inputs follow."""
     for node in reversed(order):
@@ -32,13 +33,14 @@ def settle_dtypes(order: list) -> None:
 class Bound:
     """Concrete view of a graph for one feed signature."""
 
-    bindings: dict            # name -> int
-    shapes: dict              # node -> concrete static shape (ints)
-    attrs: dict               # function node -> concrete attributes (user + resolved)
+    bindings: dict[str, int]                # name -> int
+    shapes: dict[Node, tuple[int, ...]]     # node -> concrete static shape
+    attrs: dict[Node, dict[str, Any]]       # function node -> concrete attributes (user + resolved)
     batch: int                # N, the batch size of the fed arrays (1 when nothing is fed)
 
 
-def feed_arrays(root: Node, feed: Mapping, arguments: list | None = None) -> dict:
+def feed_arrays(root: Node, feed: Mapping[Any, Any],
+                arguments: Sequence[Variable] | None = None) -> dict[Variable, np.ndarray]:
     """Map feed keys (variables or names) to the arguments (default: the root's), every argument
     fed once, each value converted to an array of its variable's dtype with the right rank.
 
@@ -79,7 +81,7 @@ def feed_arrays(root: Node, feed: Mapping, arguments: list | None = None) -> dic
     return resolved
 
 
-def _feed_nbytes(var: Variable, value) -> int:
+def _feed_nbytes(var: Variable, value: Any) -> int:
     """Bytes ``value`` takes as an array of ``var``'s dtype, from its shape alone (nested lists are
     measured along their first elements; ragged ones are refused later), so nothing is allocated."""
     shape = getattr(value, "shape", None)
@@ -90,10 +92,10 @@ def _feed_nbytes(var: Variable, value) -> int:
             item = item[0] if item else None
     if not all(isinstance(d, (int, np.integer)) for d in shape):
         return 0  # not array-like: refused by the conversion
-    return math.prod(int(d) for d in shape) * var.dtype.itemsize
+    return math.prod(int(d) for d in shape) * np.dtype(var.dtype).itemsize
 
 
-def _as_feed_array(var: Variable, value) -> np.ndarray:
+def _as_feed_array(var: Variable, value: Any) -> np.ndarray:
     try:
         arr = np.asarray(value)
     except Exception as exc:
@@ -107,7 +109,7 @@ def _as_feed_array(var: Variable, value) -> np.ndarray:
     return arr.astype(var.dtype, copy=False)
 
 
-def bind_feed(arrays: dict) -> tuple[dict, int]:
+def bind_feed(arrays: Mapping[Variable, np.ndarray]) -> tuple[dict[str, int], int]:
     """Check fed arrays (from :func:`feed_arrays`) against their variables and bind named dims.
 
     Returns (bindings name -> int, batch size). Two inputs that disagree on a name, or on the
@@ -140,17 +142,17 @@ def bind_feed(arrays: dict) -> tuple[dict, int]:
     return bindings, batch if batch is not None else 1
 
 
-def bind(order: list, bindings: Mapping[str, int], batch: int, given=()) -> Bound:
+def bind(order: Sequence[Node], bindings: Mapping[str, int], batch: int, given: Collection[Node] = ()) -> Bound:
     """Re-run every shape rule with concrete sizes (see module docstring). Nodes in ``given`` (values
     supplied to the run) are leaves: their shapes are substituted, their rules do not run."""
-    shapes: dict = {}
-    attrs: dict = {}
+    shapes: dict[Node, tuple[int, ...]] = {}
+    attrs: dict[Node, dict[str, Any]] = {}
     for node in order:
         if not isinstance(node, Function) or node in given:
             shape = subs_shape(node.shape, bindings)
             if isinstance(node, Parameter) and not node.is_initialized:
                 raise GraphError(f"{node.label}: shape {shape_str(node.shape)} was never inferred")
-            shapes[node] = shape
+            shapes[node] = cast(tuple[int, ...], shape)  # bind_feed bound every name of the fed inputs
             continue
         in_shapes = [shapes[x] for x in node.inputs_direct]
         rule_attrs = {**node.op_attributes, "bindings": dict(bindings)} if node.op.uses_bindings else node.op_attributes
@@ -176,7 +178,7 @@ def _bound_failure(node: Function, bindings: Mapping[str, int], exc: ShapeError)
     conditions = []
     for d in node.shape:
         value = d.subs(bindings) if isinstance(d, Dim) else None
-        if isinstance(value, int) and value < 1:
+        if isinstance(d, Dim) and isinstance(value, int) and value < 1:
             conditions.append(_condition(d, bindings))
     bound = _show({k: bindings[k] for k in sorted(names) if k in bindings})
     built = f"built on symbolic {', '.join(sorted(names))}, output {shape_str(node.shape)}"

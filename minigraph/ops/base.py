@@ -7,7 +7,8 @@ first given size-1 axes *after* the batch axis (:func:`align`); a vjp undoes bro
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 
@@ -15,6 +16,12 @@ from ..checks import check_int
 from ..errors import ShapeError
 from ..graph import Function, Inferred, Op, as_node, register_operator
 from ..shapes import DimLike, broadcast_shapes
+
+if TYPE_CHECKING:
+    from ..autodiff import Step
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 __all__ = ["Op", "Inferred", "ShapeError", "make", "register_op", "OPS", "align", "unbroadcast", "export", "EXPORTS",
            "check_axis", "normalize_axes", "cached", "BUILDERS"]
@@ -41,10 +48,10 @@ BUILDERS: dict[str, Callable] = {}
 file gets the same argument checks as a call."""
 
 
-def export(fn: Callable = None, *, operator: str | None = None, builds: Op | None = None):
+def export(fn: _F | None = None, *, operator: str | None = None, builds: Op | None = None) -> Any:
     """Register a public op function (optionally also as a Node operator such as ``plus``, and as
     the function that rebuilds saved nodes of op ``builds``: see :data:`BUILDERS`)."""
-    def deco(f):
+    def deco(f: _F) -> _F:
         EXPORTS[f.__name__] = f
         if operator:
             register_operator(operator, f)
@@ -56,18 +63,18 @@ def export(fn: Callable = None, *, operator: str | None = None, builds: Op | Non
     return deco(fn) if fn is not None else deco
 
 
-def make(op: Op, inputs, attributes=None, name: str = "") -> Function:
+def make(op: Op, inputs: Sequence[Any], attributes: dict[str, Any] | None = None, name: str = "") -> Function:
     """Create the function node (its shape rule runs now)."""
     return Function(op, [as_node(x) for x in inputs], attributes, name)
 
 
-def cached(step, key: str, compute: Callable):
+def cached(step: Step, key: str, compute: Callable[[], _T]) -> _T:
     """``step.cache[key]``, made by ``compute()`` on first use: index plans, axes and permutations depend
     only on the node's shapes and attributes, so each is worked out once per shape, not on every run."""
     value = step.cache.get(key)
     if value is None:
         value = step.cache[key] = compute()
-    return value
+    return cast(_T, value)
 
 
 def align(x: np.ndarray, out_rank: int) -> np.ndarray:
@@ -92,11 +99,11 @@ def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
     return g.reshape(shape)
 
 
-def broadcast_rule(in_shapes, label: str) -> tuple[DimLike, ...]:
+def broadcast_rule(in_shapes: Sequence[Sequence[DimLike]], label: str) -> tuple[DimLike, ...]:
     return broadcast_shapes(in_shapes, context=f"{label}: ")
 
 
-def normalize_axes(axis, rank: int, label: str, allow_none: bool = True) -> tuple[int, ...]:
+def normalize_axes(axis: Any, rank: int, label: str, allow_none: bool = True) -> tuple[int, ...]:
     """Static axes (negative counts from the end; the batch axis is not addressable)."""
     if axis is None:
         if not allow_none:
@@ -106,7 +113,7 @@ def normalize_axes(axis, rank: int, label: str, allow_none: bool = True) -> tupl
     return tuple(sorted({check_axis(a, rank, label) for a in axes}))
 
 
-def check_axis(axis, rank: int, label: str) -> int:
+def check_axis(axis: Any, rank: int, label: str) -> int:
     """One static axis as a non-negative index (negative counts from the end)."""
     check_int(axis, "axis", label)
     if not -rank <= axis < rank:
