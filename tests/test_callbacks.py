@@ -202,3 +202,16 @@ def test_a_resumed_run_continues_csv_tensorboard_and_early_stopping_without_dupl
                      if t != "minibatch/samples_per_second"})
     assert runs[0] == runs[1]
     assert [s for s, _ in runs[1]["minibatch/avg_loss"]] == list(range(1, 16))
+
+
+def test_resuming_after_the_best_epoch_warns_that_its_weights_are_gone(tmp_path):
+    trainer, data, held = build()
+    trainer.fit(data, epochs=3, minibatch_size=16, validation_data=held,
+                callbacks=[Scripted("val_loss", [1.0, 2.0, 3.0]), ModelCheckpoint(str(tmp_path / "last.mgc"))])
+    resumed, data, held = build()
+    resumed.restore_from_checkpoint(tmp_path / "last.mgc")
+    stop = EarlyStopping(patience=5, restore_best_weights=True)
+    with pytest.warns(RuntimeWarning, match="best val_loss so far is from epoch 1"):
+        resumed.fit(data, epochs=1, minibatch_size=16, validation_data=held,
+                    callbacks=[Scripted("val_loss", [None, None, None, 0.5]), stop])
+    assert (stop.best, stop.best_epoch, stop.wait) == (0.5, 4, 0)  # a better epoch after the resume is kept
