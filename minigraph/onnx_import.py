@@ -95,6 +95,40 @@ class Weight:
         self.role: str | None = None  # "parameter" / "statistic": what the first tensor use made it
 
 
+@dataclass(frozen=True)
+class Ones:
+    """``ConstantOfShape(Shape(x), 1)``: ones of a batched value's shape (the exporter's element count
+    for averages over padded windows)."""
+
+    static: tuple
+
+
+@dataclass(frozen=True)
+class PendingPad:
+    """A Pad by amounts known only at run time (symbolic sizes), per static axis. Kept for the Conv or
+    pool that reads it, which turns it into one of minigraph's padding modes (the exporter writes
+    symbolic pads this way)."""
+
+    source: object  # a batched Value, or Ones
+    lower: tuple
+    upper: tuple
+    fill: float
+
+
+@dataclass(frozen=True)
+class PendingAverage:
+    """``AveragePool`` of a :class:`PendingPad`: divided by the same pool of padded :class:`Ones`, it is
+    minigraph's average pooling (padding not counted)."""
+
+    source: object
+    window: tuple
+    strides: tuple
+    modes: tuple
+
+
+_PENDING = (Ones, PendingPad, PendingAverage)
+
+
 # attributes -----------------------------------------------------------------------------------
 class OnnxNode:
     """One ONNX node being imported: typed attribute access (every attribute must be read, so none
@@ -135,8 +169,10 @@ class OnnxNode:
         return default if a is None else int(a.i)
 
     def float(self, key: str, default=None):
+        """A FLOAT attribute as the decimal its writer meant: ONNX stores float32, so 0.9 arrives as
+        0.899999976...; the shortest decimal that rounds to the same float32 is taken (``0.9``)."""
         a = self._get(key, "FLOAT")
-        return default if a is None else float(a.f)
+        return default if a is None else float(str(np.float32(a.f)))
 
     def ints(self, key: str, default=None):
         a = self._get(key, "INTS")
@@ -272,6 +308,10 @@ class Importer:
         v = self.lookup(name, node)
         if isinstance(v, Value):
             return v
+        if isinstance(v, _PENDING):
+            raise node.error(f"input {name!r} is a padding by sizes known only at run time ({type(v).__name__}); "
+                             f"minigraph supports it only directly before Conv, MaxPool or AveragePool, where it "
+                             f"becomes a padding mode")
         if isinstance(v, Weight):
             if v.node is None:
                 make_param = self.trainable and role == "parameter"
@@ -329,7 +369,9 @@ class Importer:
         dims = list(tt.shape.dim)
         if not dims:
             raise OnnxImportError(f"{where} is a scalar; its first axis must be the batch axis")
-        file_dims = [_file_dim(d, where) for d in dims]
+        file_dims = [None, *(_file_dim(d, where) for d in dims[1:])]  # the batch axis's name is never parsed
+        if dims[0].HasField("dim_value"):
+            file_dims[0] = _file_dim(dims[0], where)
         if given is not None:
             if len(given) != len(dims) - 1:
                 raise OnnxImportError(f"{where}: input_shapes gives {tuple(given)} ({len(given)} axes) but the file's "
@@ -509,6 +551,8 @@ def _binary(node: OnnxNode):
     values = [node.imp.lookup(n, node) for n in node.inputs[:2]]
     if all(isinstance(v, np.ndarray) for v in values):
         return [_fold_arith(node, *values)]
+    if node.op_type == "Div" and all(isinstance(v, PendingAverage) for v in values):
+        return [_average_of_pending(node, *values)]
     like = next(node.value(i) for i, v in enumerate(values) if not isinstance(v, np.ndarray))
     nodes, batched = _operands(node, [_with_dtype(node.imp, node, i, like) for i in range(2)])
     return [Value(make(OPS[_BINARY[node.op_type]], nodes), batched)]
@@ -628,6 +672,9 @@ def _bias(node, y: Node, rank: int, like: Value) -> Node:
 
 @imports("Conv")
 def _conv(node):
+    pending = node.imp.lookup(node.inputs[0], node)
+    if isinstance(pending, PendingPad):
+        return _conv_after_pad(node, pending)
     x, w = node.value(0), node.value(1)
     rank, kernel, strides, dilations, group, auto_pad, pads = _conv_common(node, x, w)
     spatial = x.node.shape[1:]
@@ -652,11 +699,49 @@ def _conv(node):
     return [Value(_bias(node, y, rank, x), True)]
 
 
+def _mode_of(node, n, k: int, s: int, d: int, lo, hi, axis: int):
+    """The minigraph padding mode whose pads on this axis are ``(lo, hi)`` (expressions compared as
+    such: they must agree for every value of the symbolic sizes)."""
+    for mode in (True, "same_upper", "same_lower", False):
+        _, mlo, mhi = geo.conv_axis(n, k, s, d, mode)
+        if mlo == lo and mhi == hi:
+            return mode
+    raise node.error(f"pads ({lo}, {hi}) on spatial axis {axis} (size {n}, kernel {k}, stride {s}, dilation {d}) "
+                     f"depend on the input size in a way none of minigraph's padding modes (centred, SAME, none) "
+                     f"does")
+
+
+def _pending_modes(node, pending: PendingPad, kernel, strides, dilations, fill: float) -> list:
+    x = pending.source
+    if not isinstance(x, Value) or not x.batched:
+        raise node.error("a run-time Pad must pad a value computed from the graph inputs")
+    if not (pending.fill == fill or np.isnan(fill) and np.isnan(pending.fill)):
+        raise node.error(f"the Pad before it fills with {pending.fill}; expected {fill}")
+    if pending.lower[0] != 0 or pending.upper[0] != 0:
+        raise node.error("the Pad before it pads the channel axis")
+    if node.ints("pads") and any(node.ints("pads")) or node.string("auto_pad", "NOTSET", _AUTO_PADS) != "NOTSET":
+        raise node.error("padding both in a Pad node and in the op is not supported when the sizes are symbolic")
+    spatial = x.node.shape[1:]
+    return [_mode_of(node, n, k, s, d, lo, hi, axis) for axis, (n, k, s, d, lo, hi) in
+            enumerate(zip(spatial, kernel, strides, dilations, pending.lower[1:], pending.upper[1:]))]
+
+
+def _conv_after_pad(node, pending: PendingPad):
+    x, w = pending.source, node.value(1)
+    if not isinstance(x, Value):
+        raise node.error("a run-time Pad must pad a value computed from the graph inputs")
+    rank, kernel, strides, dilations, group, _, _ = _conv_common(node, x, w)
+    modes = _pending_modes(node, pending, kernel, strides, dilations, 0.0)
+    y = ops.convolution(w.node, x.node, strides=strides, dilation=dilations, groups=group, auto_padding=modes)
+    return [Value(_bias(node, y, rank, x), True)]
+
+
 def transpose_pads(node, n, k: int, s: int, d: int, extra: int, lo, hi, out):
     """ONNX's resolved ConvTranspose geometry on one axis (input ``n``, pads ``lo``/``hi``, output_padding
     ``extra``, output ``out``) as minigraph's ``(lower_pad, upper_pad, output_shape)``: a negative upper
     pad (ONNX extends the output past the last contribution) becomes ``upper_pad=0`` with
-    ``output_shape`` (the op resolves it to the negative upper pad and re-checks it)."""
+    ``output_shape`` (the op resolves it to the negative upper pad and re-checks it); the fourth value
+    counts zero rows to append beyond that (ONNX allows ``max(stride, dilation) - 1`` in all)."""
     keff = geo.effective_kernel(k, d)
     upper = (n - 1) * s + keff - lo - out
     if not is_known(lo) or lo < 0:
@@ -665,14 +750,16 @@ def transpose_pads(node, n, k: int, s: int, d: int, extra: int, lo, hi, out):
         raise node.error(f"the output size {out} depends on a symbolic input size ({n}) through output_shape; "
                          f"give the input a fixed size with input_shapes")
     if upper >= 0:
-        return lo, upper, None
-    if -upper > s - 1:
+        return lo, upper, None, 0
+    if -upper > max(s, d) - 1:
         raise node.error(f"output {out} extends {-upper} rows past the last contribution (input {n}, kernel {k}, "
-                         f"stride {s}, dilation {d}, pads ({lo}, {hi}), output_padding {extra}); minigraph allows at "
-                         f"most stride - 1 = {s - 1}")
+                         f"stride {s}, dilation {d}, pads ({lo}, {hi}), output_padding {extra}); ONNX allows at "
+                         f"most max(stride, dilation) - 1 = {max(s, d) - 1}")
     if not is_known(out):
         raise node.error(f"output_padding {extra} with a symbolic input size ({n}) is not supported")
-    return lo, 0, out
+    # up to stride - 1 rows are the op's own (output_shape); rows beyond are zeros added after it
+    rows = min(-upper, s - 1)
+    return lo, 0, (out + upper + rows if rows else None), -upper - rows
 
 
 @imports("ConvTranspose")
@@ -687,7 +774,7 @@ def _conv_transpose(node):
         if len(output_shape) != rank or any(v < 1 for v in output_shape):
             raise node.error(f"output_shape {output_shape} must hold {rank} positive spatial sizes")
     spatial = x.node.shape[1:]
-    lower, upper, sizes = [], [], []
+    lower, upper, sizes, zero_rows = [], [], [], []
     for axis, (n, k, s, d, extra) in enumerate(zip(spatial, kernel, strides, dilations, extras)):
         keff = geo.effective_kernel(k, d)
         explicit = auto_pad == "NOTSET" and pads is not None
@@ -703,8 +790,8 @@ def _conv_transpose(node):
             if lo < 0 or hi < 0:
                 raise node.error(f"pads {pads} must be non-negative")
             out = output_shape[axis] if output_shape is not None else s * (n - 1) + extra + keff - lo - hi
-        lo, up, size = transpose_pads(node, n, k, s, d, extra, lo, hi, out)
-        lower.append(lo), upper.append(up), sizes.append(size)
+        lo, up, size, rows = transpose_pads(node, n, k, s, d, extra, lo, hi, out)
+        lower.append(lo), upper.append(up), sizes.append(size), zero_rows.append(rows)
     options = {}
     if any(size is not None for size in sizes):
         options["output_shape"] = tuple(
@@ -714,6 +801,9 @@ def _conv_transpose(node):
             raise node.error("output sizes depend on a symbolic input size; pass input_shapes")
     y = ops.convolution_transpose(w.node, x.node, strides=strides, dilation=dilations, groups=group,
                                   lower_pad=tuple(lower), upper_pad=tuple(upper), **options)
+    for axis, rows in enumerate(zero_rows):
+        if rows:
+            y = _pad_axis(node, y, axis + 1, 0, rows, 0.0)
     return [Value(_bias(node, y, rank, x), True)]
 
 
@@ -728,7 +818,11 @@ def _pool_modes(node, spatial, kernel, strides, auto_pad, pads, rank):
         lo, hi = (pads[axis], pads[axis + rank]) if auto_pad == "NOTSET" and pads else (0, 0)
         for mode in (False, True, "same_upper", "same_lower"):
             size, mlo, mhi = geo.conv_axis(n, k, s, 1, mode)
-            if is_known(size) and mlo == lo and (mhi == hi or max(mhi, 0) == hi and (n + lo + hi - k) // s + 1 == size):
+            exact = mlo == lo and mhi == hi
+            # a window that stops before the end (negative pad) equals a zero pad with the same outputs
+            clipped = is_known(size) and is_known(mhi) and mlo == lo and max(mhi, 0) == hi and \
+                (n + lo + hi - k) // s + 1 == size
+            if exact or clipped:
                 modes.append(mode)
                 break
         else:
@@ -739,6 +833,9 @@ def _pool_modes(node, spatial, kernel, strides, auto_pad, pads, rank):
 
 @imports("MaxPool", "AveragePool")
 def _pool(node):
+    pending = node.imp.lookup(node.inputs[0], node)
+    if isinstance(pending, PendingPad):
+        return _pool_after_pad(node, pending)
     x = node.batched(0)
     kernel = node.ints("kernel_shape")
     if not kernel:
@@ -762,6 +859,36 @@ def _pool(node):
     modes = _pool_modes(node, x.node.shape[1:], kernel, strides, auto_pad, pads, rank)
     kind = "max" if node.op_type == "MaxPool" else "average"
     return [Value(ops.pooling(x.node, kind, tuple(kernel), strides=strides, auto_padding=modes), True)]
+
+
+def _pool_after_pad(node, pending: PendingPad):
+    kernel = tuple(node.ints("kernel_shape") or ())
+    rank = len(kernel)
+    strides = _per_axis(node, "strides", rank, 1)
+    node.int("ceil_mode", 0), node.int("count_include_pad", 0), node.int("storage_order", 0)
+    if _per_axis(node, "dilations", rank, 1) != (1,) * rank:
+        raise node.error("dilations other than 1 are not supported for pooling")
+    if node.op_type == "MaxPool":
+        modes = _pending_modes(node, pending, kernel, strides, (1,) * rank, -np.inf)
+        return [Value(ops.pooling(pending.source.node, "max", kernel, strides=strides, auto_padding=modes), True)]
+    source = pending.source
+    static = source.static if isinstance(source, Ones) else source.node.shape
+    probe = PendingPad(Value(constant(np.zeros((1,) * len(static), np.float32)), True), pending.lower,
+                       pending.upper, pending.fill)
+    spatial = static[len(static) - rank:]
+    modes = tuple(_mode_of(node, n, k, s, 1, lo, hi, axis) for axis, (n, k, s, lo, hi) in enumerate(
+        zip(spatial, kernel, strides, probe.lower[-rank:], probe.upper[-rank:])))
+    return [PendingAverage(source, kernel, strides, modes)]
+
+
+def _average_of_pending(node, num: PendingAverage, den: PendingAverage) -> Value:
+    """``AveragePool(Pad(x)) / AveragePool(Pad(ones))``: minigraph's average pooling of ``x``."""
+    if not isinstance(den.source, Ones) or isinstance(num.source, Ones) or (num.window, num.strides, num.modes) != (
+            den.window, den.strides, den.modes) or den.source.static != tuple(num.source.node.shape):
+        raise node.error("only AveragePool(Pad(x)) / AveragePool(Pad(ones of x's shape)) with the same window, "
+                         "strides and pads is supported when pads are symbolic")
+    return Value(ops.pooling(num.source.node, "average", num.window, strides=num.strides, auto_padding=num.modes),
+                 True)
 
 
 @imports("GlobalAveragePool", "GlobalMaxPool")
@@ -1048,13 +1175,16 @@ def _slice(node):
 
 @imports("Pad")
 def _pad(node):
-    x = node.value(0)
     mode = node.string("mode", "constant", ("constant",))
     del mode
-    pads = node.const_ints(1, "pads")
     fill = 0.0
     if node.has(2):
         fill = float(node.const(2, "constant_value").reshape(()))
+    raw = node.const(1, "pads").reshape(-1)
+    if raw.dtype == object and not node.has(3):
+        return [_pending_pad(node, raw, fill)]
+    x = node.value(0)
+    pads = node.const_ints(1, "pads")
     axes = node.const_ints(3, "axes") if node.has(3) else list(range(x.rank))
     if len(pads) != 2 * len(axes):
         raise node.error(f"pads {pads} must have two entries per axis ({len(axes)} axes)")
@@ -1066,6 +1196,19 @@ def _pad(node):
         static = _axes_of(node, x, [a])[0]
         y = _pad_axis(node, y, static, lo, hi, fill)
     return [Value(y, x.batched)]
+
+
+def _pending_pad(node, pads: np.ndarray, fill: float) -> PendingPad:
+    source = node.imp.lookup(node.inputs[0], node)
+    if not isinstance(source, Ones):
+        source = node.batched(0)
+    rank = len(pads) // 2
+    lower, upper = list(pads[:rank]), list(pads[rank:])
+    if any(v is BATCH for v in lower + upper):
+        raise node.error("pads depend on the batch size")
+    if lower[0] != 0 or upper[0] != 0:
+        raise node.error("padding the batch axis is not supported")
+    return PendingPad(source, tuple(lower[1:]), tuple(upper[1:]), fill)
 
 
 def _pad_axis(node, y: Node, axis: int, lo: int, hi: int, fill: float) -> Node:
@@ -1212,7 +1355,10 @@ def _gather(node):
     size = data.shape[axis]
     if np.any(indices >= size) or np.any(indices < -size):
         raise node.error(f"indices {indices.tolist()} are out of range for an axis of size {size}")
-    return [np.take(data, indices, axis=axis)]
+    out = np.take(data, indices, axis=axis)
+    if isinstance(out, np.ndarray):
+        return [out]
+    return [np.array(out, dtype=np.int64 if isinstance(out, (int, np.integer)) else object)]
 
 
 def _known_ints(node, arr: np.ndarray, what: str) -> np.ndarray:
@@ -1253,9 +1399,12 @@ def _where(node):
 
 @imports("ConstantOfShape")
 def _constant_of_shape(node):
-    shape = node.const_ints(0, "shape")
     value = node.tensor("value")
     fill = np.zeros(1, np.float32) if value is None else value.reshape(-1)
+    raw = node.const(0, "shape").reshape(-1)
+    if raw.dtype == object and raw.size and raw[0] is BATCH and fill[0] == 1:
+        return [Ones(tuple(raw[1:]))]
+    shape = node.const_ints(0, "shape")
     if math.prod(shape) > 1 << 26:
         raise node.error(f"shape {shape} is too large for a folded constant")
     return [np.full(shape, fill[0], fill.dtype)]
