@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from .data import EXTENSIONS, folder_info
 from .errors import GraphError, MinigraphError, RenderError
 from .layers import from_spec, summary
-from .plot import FORMATS, RANKDIRS, plot
+from .plot import DPI_RANGE, FORMATS, RANKDIRS, plot
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -85,6 +85,18 @@ def _data_info(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _dpi(text: str) -> float:
+    """``--dpi``: a number in :data:`~minigraph.plot.DPI_RANGE` (NaN and infinities are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    low, high = DPI_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{text} is not a resolution from {low} to {high} dots per inch")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minigraph", description="Draw and summarise minigraph networks.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -97,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, help="picture format (default: from the output's extension)")
     p.add_argument("--rankdir", choices=RANKDIRS, default="TB", help="layout direction (default: TB)")
     p.add_argument("--collapse-layers", action="store_true", help="draw each layer as one box")
-    p.add_argument("--dpi", type=float, help="resolution of PNG output")
+    p.add_argument("--dpi", type=_dpi, help=f"resolution of PNG output, {DPI_RANGE[0]} to {DPI_RANGE[1]}")
     p.set_defaults(run=_plot, parser=p)
 
     s = commands.add_parser("summary", help="print a table of a spec's layers, shapes and parameters",

@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from .checks import check_number
 from .errors import RenderError
 from .files import write_atomically
 from .graph import Constant, Function, Node, Op, Parameter, Scope, Variable
@@ -29,6 +30,9 @@ FORMATS = ("png", "svg", "pdf", "dot")
 
 _EXTENSIONS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 RANKDIRS = ("TB", "LR", "BT", "RL")
+DPI_RANGE = (1, 2400)
+"""Resolutions :func:`plot` accepts (dots per inch): NaN, infinities and absurd values are refused
+before anything is drawn (Graphviz misreads a DOT ``dpi`` written as ``1e+06``)."""
 
 INSTALL_HINT = ("install Graphviz: 'sudo apt-get install graphviz' (Debian/Ubuntu), 'brew install graphviz' "
                 "(macOS) or 'conda install -c conda-forge graphviz'; or write the DOT text instead "
@@ -87,8 +91,8 @@ def plot(root: Node, filename: str | os.PathLike | None = None, *, format: str |
         raise TypeError(f"plot needs a graph node such as model(x); got {type(root).__name__}")
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}; got {rankdir!r}")
-    if dpi is not None and (isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or dpi <= 0):
-        raise ValueError(f"dpi must be a positive number; got {dpi!r}")
+    if dpi is not None:
+        dpi = check_number(dpi, "dpi", "plot", minimum=DPI_RANGE[0], maximum=DPI_RANGE[1])
     fmt = output_format(filename, format) if filename is not None else None
     dot = _dot_text(root, rankdir, show_shapes, show_params, collapse_layers, dpi, show_lint)
     if filename is not None:

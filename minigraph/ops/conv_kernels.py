@@ -121,7 +121,7 @@ def _axis_phases(N: int, n: int, k: int, s: int, d: int, lo: int) -> list:
     ``t*d - lo - r = shift*s``.
     """
     phases = []
-    for r in sorted({(t * d - lo) % s for t in range(k)} & set(range(min(s, N)))):
+    for r in sorted(r for r in {(t * d - lo) % s for t in range(k)} if r < N):
         count = (N - r + s - 1) // s
         taps = []
         for t in range(k):

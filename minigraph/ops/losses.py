@@ -11,31 +11,53 @@ from collections.abc import Callable
 import numpy as np
 
 from ..checks import check_int
+from ..errors import GraphError
 from .base import Inferred, Op, align, broadcast_rule, cached, check_axis, export, make, register_op, unbroadcast
 from .reductions import stable_softmax
 
+BCE_LOG_FLOOR = -100.0
+"""binary_cross_entropy clamps ``log(output)`` and ``log(1 - output)`` to at least this (PyTorch's BCELoss)."""
+BCE_GRAD_EPSILON = 1e-12
+"""... and divides its output gradient by ``max(output * (1 - output), this)`` (PyTorch's BCELoss)."""
 
-def _bce_clip(o: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Output clipped to ``[eps, 1 - eps]`` (eps = machine epsilon of its dtype) so logs stay finite,
-    and the mask of entries left unclipped (the gradient is 0 where clipping acted)."""
-    eps = np.finfo(o.dtype).eps
-    clipped = np.clip(o, eps, 1 - eps)
-    return clipped, (clipped == o).astype(o.dtype)
+
+def _bce_logs(o: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``log(o)`` and ``log(1 - o)``, each clamped to ``>= -100``, so that saturated outputs give a
+    large finite loss (100 per element at most) instead of ``inf``."""
+    with np.errstate(divide="ignore"):  # log(0) = -inf, clamped just below
+        return np.maximum(np.log(o), BCE_LOG_FLOOR), np.maximum(np.log1p(-o), BCE_LOG_FLOOR)
 
 
 def _bce_terms(o, t, attrs):
-    c, _ = _bce_clip(o)
-    return -(t * np.log(c) + (1 - t) * np.log1p(-c)), None
+    if np.any(o < 0) or np.any(o > 1):  # (NaN passes: it propagates like any NaN)
+        raise GraphError(f"{attrs['label']}: output must hold probabilities in [0, 1] (apply a sigmoid, or use "
+                         f"binary_cross_entropy_with_logits on the scores); got values from {np.nanmin(o)} to "
+                         f"{np.nanmax(o)}")
+    log_o, log_1mo = _bce_logs(o)
+    return -(t * log_o + (1 - t) * log_1mo), None
 
 
 def _bce_grad_output(o, t, residual, attrs):
-    c, inside = _bce_clip(o)
-    return inside * ((1 - t) / (1 - c) - t / c)
+    """``(o - t) / max(o * (1 - o), 1e-12)``: still large for very confident wrong outputs (a
+    discriminator output far below float32's eps), never zero, never infinite."""
+    return (o - t) / np.maximum(o * (1 - o), o.dtype.type(BCE_GRAD_EPSILON))
 
 
 def _bce_grad_target(o, t, residual, attrs):
-    c, _ = _bce_clip(o)
-    return np.log1p(-c) - np.log(c)
+    log_o, log_1mo = _bce_logs(o)
+    return log_1mo - log_o
+
+
+def _bce_logits_terms(x, t, attrs):
+    """``max(x, 0) - x*t + log(1 + exp(-|x|))``: exact for every score, no overflow; the residual
+    ``exp(-|x|)`` serves the gradient."""
+    e = np.exp(-np.abs(x))
+    return np.maximum(x, 0) - x * t + np.log1p(e), e
+
+
+def _bce_logits_grad_output(x, t, e, attrs):
+    """``sigmoid(x) - t``, with the sigmoid from ``e = exp(-|x|)``: ``1/(1+e)`` for x >= 0, ``e/(1+e)`` else."""
+    return np.where(x >= 0, 1, e) / (1 + e) - t
 
 
 def _ce_terms(o, t, attrs):
@@ -66,11 +88,12 @@ class LossOp(Op):
         return Inferred(())
 
     def _aligned(self, step, xs):
-        """Both inputs at the common static rank, and the attributes with ``axis`` resolved (once per shape)."""
+        """Both inputs at the common static rank, and the attributes with ``axis`` resolved (once per
+        shape) and the node's ``label`` (for messages)."""
         rank = max(len(s) for s in step.in_shapes)
 
         def resolved():
-            attrs = dict(step.attrs)
+            attrs = {**step.attrs, "label": step.label}
             if self.needs_axis:
                 attrs["axis"] = check_axis(attrs["axis"], rank, step.label)
             return attrs
@@ -106,6 +129,8 @@ LOSSES = {
     "squared_error": LossOp("SquaredError", lambda o, t, attrs: ((o - t) ** 2, None),
                             (lambda o, t, residual, attrs: 2 * (o - t), lambda o, t, residual, attrs: 2 * (t - o))),
     "binary_cross_entropy": LossOp("BinaryCrossEntropy", _bce_terms, (_bce_grad_output, _bce_grad_target)),
+    "binary_cross_entropy_with_logits": LossOp("BinaryCrossEntropyWithLogits", _bce_logits_terms,
+                                               (_bce_logits_grad_output, lambda x, t, e, attrs: -x)),
     "cross_entropy_with_softmax": LossOp("CrossEntropyWithSoftmax", _ce_terms,
                                          (_ce_grad_output, lambda o, t, log_p, attrs: -log_p), needs_axis=True),
     "classification_error": ErrorOp("ClassificationError", None, None, needs_axis=True),
@@ -124,10 +149,31 @@ def squared_error(output, target, name: str = ""):
 def binary_cross_entropy(output, target, name: str = ""):
     """``-sum(target*log(output) + (1-target)*log(1-output))`` per sample; ``output`` is a probability.
 
-    ``output`` is clipped to ``[eps, 1 - eps]`` (machine epsilon of the dtype) so that saturated
-    outputs give a large finite loss instead of ``inf``; where clipping acts the output gradient is 0.
+    As PyTorch's ``BCELoss``: each log is clamped to ``>= -100`` (saturated outputs give a large finite
+    loss, not ``inf``) and the output gradient is ``(output - target) / max(output*(1 - output), 1e-12)``,
+    so very confident wrong outputs (a discriminator's below float32's eps) still get a strong gradient.
+    Outputs outside ``[0, 1]`` raise :class:`~minigraph.errors.GraphError` when the loss runs. For
+    scores (logits), :func:`binary_cross_entropy_with_logits` is exact and stable.
     """
     return make(LOSSES["binary_cross_entropy"], [output, target], name=name)
+
+
+@export(builds=LOSSES["binary_cross_entropy_with_logits"])
+def binary_cross_entropy_with_logits(output, target, name: str = ""):
+    """``binary_cross_entropy(sigmoid(output), target)`` computed from the scores ``output`` directly,
+    stably (PyTorch's ``BCEWithLogitsLoss`` without weights): per element
+    ``max(x, 0) - x*target + log(1 + exp(-|x|))``, gradient ``sigmoid(x) - target`` (w.r.t. the
+    target: ``-x``). Summed over every static axis: one number per sample. Shapes broadcast like ``plus``.
+
+    >>> import minigraph as mg, numpy as np
+    >>> x, t = mg.input_variable((2,), np.float64), mg.input_variable((2,), np.float64)
+    >>> mg.binary_cross_entropy_with_logits(x, t).eval({x: [[1000.0, -1000.0]], t: [[0.0, 0.0]]})
+    array([1000.])
+
+    Losses are training-time ops: :func:`minigraph.export_onnx` raises ``ExportError`` for them, as
+    for every loss (export the model, not the criterion).
+    """
+    return make(LOSSES["binary_cross_entropy_with_logits"], [output, target], name=name)
 
 
 @export(builds=LOSSES["cross_entropy_with_softmax"])

@@ -120,6 +120,7 @@ BUILDERS = {
     "element_divide": _binary(mg.element_divide, 0.5, 2.0),
     "squared_error": _loss(mg.squared_error),
     "binary_cross_entropy": _loss(mg.binary_cross_entropy, 0.1, 0.9),
+    "binary_cross_entropy_with_logits": _loss(mg.binary_cross_entropy_with_logits),
     "cross_entropy_with_softmax": _loss(mg.cross_entropy_with_softmax, 0.0, 1.0),
     "classification_error": _loss(mg.classification_error),
     "convolution": _conv(mg.convolution),

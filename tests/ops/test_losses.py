@@ -24,6 +24,9 @@ CASES = {
     "binary_cross_entropy": (mg.binary_cross_entropy,
                              lambda o, t: -(t * np.log(o) + (1 - t) * np.log(1 - o)).reshape(len(o), -1).sum(1),
                              _probabilities),
+    "binary_cross_entropy_with_logits": (mg.binary_cross_entropy_with_logits,
+                                         lambda x, t: (np.logaddexp(0, x) - x * t).reshape(len(x), -1).sum(1),
+                                         RNG.standard_normal),
     "cross_entropy_with_softmax": (mg.cross_entropy_with_softmax,
                                    lambda o, t: -(t * _np_log_softmax(o, -1)).reshape(len(o), -1).sum(1),
                                    RNG.standard_normal),
@@ -78,13 +81,68 @@ def test_cross_entropy_along_a_channel_axis():
     check_gradients(loss, feed)
 
 
-def test_binary_cross_entropy_clips_saturated_outputs():
-    o, t = mg.input_variable((2,)), mg.input_variable((2,))
+def test_binary_cross_entropy_at_saturation_keeps_a_gradient():
+    # logs clamped at -100 (finite loss); the output gradient (o - t) / max(o(1 - o), 1e-12) never vanishes
+    o, t = mg.input_variable((3,)), mg.input_variable((3,))
     loss = mg.binary_cross_entropy(o, t)
-    feed = {o: np.array([[0.0, 1.0]], np.float32), t: np.array([[1.0, 0.0]], np.float32)}
+    feed = {o: np.array([[0.0, 1.0, 1e-9]], np.float32), t: np.array([[1.0, 0.0, 1.0]], np.float32)}
+    np.testing.assert_allclose(loss.eval(feed), [200 - np.log(np.float32(1e-9))], rtol=1e-6)
+    np.testing.assert_allclose(loss.grad(feed, wrt=o), [[-1e12, 1e12, -1e9]], rtol=1e-5)
+
+
+SATURATED = np.array([[0.0, 1e-30, 1e-9, 0.3, 1 - 1e-7, 1.0]] * 2)
+SATURATED_TARGETS = np.array([[1.0, 1.0, 1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.5, 1.0, 1.0, 1.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_binary_cross_entropy_matches_torch_bceloss(dtype):
+    torch = pytest.importorskip("torch")
+    o, t = mg.input_variable((6,), dtype), mg.input_variable((6,), dtype)
+    feed = {o: SATURATED.astype(dtype), t: SATURATED_TARGETS.astype(dtype)}
+    loss = mg.binary_cross_entropy(o, t)
+    to = torch.tensor(feed[o], requires_grad=True)
+    tt = torch.tensor(feed[t], requires_grad=True)
+    ref = torch.nn.functional.binary_cross_entropy(to, tt, reduction="none").sum(1)
+    ref.sum().backward()
+    np.testing.assert_allclose(loss.eval(feed), ref.detach().numpy(), rtol=1e-6)
+    grads = loss.grad(feed, wrt=[o, t])
+    np.testing.assert_allclose(grads[o], to.grad.numpy(), rtol=1e-5)
+    # the target gradient log(1 - o) - log(o) uses the clamped logs: finite (+-100) where PyTorch's is infinite
+    finite = np.isfinite(tt.grad.numpy())
+    np.testing.assert_allclose(grads[t][finite], tt.grad.numpy()[finite], rtol=1e-5)
+    np.testing.assert_array_equal(grads[t][~finite], np.sign(tt.grad.numpy()[~finite]) * 100)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_binary_cross_entropy_with_logits_matches_torch_and_is_stable(dtype):
+    torch = pytest.importorskip("torch")
+    scores = np.array([[-1000.0, -30.0, -1.0, 0.0, 2.0, 1000.0]] * 2, dtype)
+    x, t = mg.input_variable((6,), dtype), mg.input_variable((6,), dtype)
+    feed = {x: scores, t: SATURATED_TARGETS.astype(dtype)}
+    loss = mg.binary_cross_entropy_with_logits(x, t)
+    tx = torch.tensor(feed[x], requires_grad=True)
+    tt = torch.tensor(feed[t], requires_grad=True)
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(tx, tt, reduction="none").sum(1)
+    ref.sum().backward()
     value = loss.eval(feed)
-    assert np.all(np.isfinite(value)) and value[0] > 25
-    np.testing.assert_array_equal(loss.grad(feed, wrt=o), [[0.0, 0.0]])
+    assert np.all(np.isfinite(value))
+    np.testing.assert_allclose(value, ref.detach().numpy(), rtol=1e-6)
+    grads = loss.grad(feed, wrt=[x, t])
+    np.testing.assert_allclose(grads[x], tx.grad.numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(grads[t], tt.grad.numpy(), rtol=1e-6)
+
+
+def test_binary_cross_entropy_refuses_outputs_that_are_not_probabilities():
+    o, t = mg.input_variable((2,)), mg.input_variable((2,))
+    with pytest.raises(mg.GraphError, match=r"BinaryCrossEntropy 'bce': output must hold probabilities in \[0, 1\]"):
+        mg.binary_cross_entropy(o, t, name="bce").eval({o: [[0.5, 1.5]], t: [[1.0, 0.0]]})
+
+
+def test_binary_cross_entropy_with_logits_has_no_onnx_form(tmp_path):
+    pytest.importorskip("onnx")
+    x, t = mg.input_variable((2,), name="x"), mg.input_variable((2,), name="t")
+    with pytest.raises(mg.ExportError, match="BinaryCrossEntropyWithLogits.* has no ONNX converter"):
+        mg.export_onnx(mg.binary_cross_entropy_with_logits(x, t), tmp_path / "loss.onnx")
 
 
 def test_classification_error():

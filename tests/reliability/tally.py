@@ -13,12 +13,20 @@ Inputs that are neither refused nor wrong are accepted correctly (``tried - clea
 garbage``). Tests assert the zero columns themselves; the table is the measurement.
 
 ``scaled(n)`` is the number of cases a test should try: ``n``, or ``10 * n`` with ``pytest --slow``.
+:func:`is_clean` tells a clean error from an escape.
 """
 from __future__ import annotations
 
+import linecache
+import os
 import threading
 
-__all__ = ["record", "scaled", "rows", "format_table", "set_scale"]
+import minigraph
+from minigraph.errors import MinigraphError
+
+__all__ = ["record", "scaled", "rows", "format_table", "set_scale", "is_clean"]
+
+_PACKAGE = os.path.dirname(os.path.abspath(minigraph.__file__))
 
 _COLUMNS = ("tried", "clean", "escapes", "garbage", "markers")
 _counts: dict[str, dict[str, int]] = {}
@@ -32,6 +40,23 @@ def record(category: str, tried: int, clean: int, escapes: int = 0, garbage: int
         row = _counts.setdefault(category, dict.fromkeys(_COLUMNS, 0))
         for name, value in zip(_COLUMNS, (tried, clean, escapes, garbage, markers)):
             row[name] += int(value)
+
+
+def is_clean(exc: BaseException) -> bool:
+    """Whether ``exc`` is a clean refusal: a minigraph error, or a TypeError/ValueError raised on purpose
+    by a ``raise`` statement in minigraph's own code (argument checks name the argument and what is
+    allowed). Anything raised by numpy, Python or a library on the way (``IndexError``, ``unhashable``,
+    ``MemoryError``, ``RecursionError``...) is an escape."""
+    if isinstance(exc, MinigraphError):
+        return True
+    if type(exc) not in (TypeError, ValueError) or exc.__traceback__ is None:
+        return False
+    tb = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = os.path.abspath(tb.tb_frame.f_code.co_filename)
+    line = linecache.getline(filename, tb.tb_lineno).strip()
+    return filename.startswith(_PACKAGE + os.sep) and line.startswith("raise ")
 
 
 def set_scale(factor: int) -> None:
