@@ -21,6 +21,7 @@ import os
 import string
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any, cast
 
 import numpy as np
 
@@ -66,8 +67,8 @@ class CallbackList:
         """Every callback sees the epoch; True when one asks to stop."""
         stops = []
         for cb in self.callbacks:
-            hook = self._hook(cb, "on_epoch_end")
-            stops.append((hook(trainer, logs) if hook is not None else cb(trainer, logs)) is True)
+            call = self._hook(cb, "on_epoch_end") or cast(Callable[..., Any], cb)
+            stops.append(call(trainer, logs) is True)
         return any(stops) or bool(getattr(trainer, "stop_training", False))
 
     def train_end(self, trainer) -> None:
@@ -331,7 +332,7 @@ def read_csv_log(path, separator: str = ",") -> dict[str, list]:
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh, delimiter=separator))
     columns = rows[0]
-    table = {c: [] for c in columns}
+    table: dict[str, list] = {c: [] for c in columns}
     for row in rows[1:]:
         for c, cell in zip(columns, row):
             table[c].append(int(cell) if c == "epoch" else None if cell == "" else float(cell))

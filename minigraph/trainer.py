@@ -148,12 +148,13 @@ class Trainer:
         self.stop_training = False  # a callback sets it to end fit after the current epoch (Keras)
         self.data_source: MinibatchSource | None = None  # the source fit last drove (its position is checkpointed)
         self._pending_source_state: dict | None = None  # a checkpoint's source position, for the next fit
-        writers = [progress_writers] if isinstance(progress_writers, ProgressWriter) else list(progress_writers)
+        writers: list[ProgressWriter] = (
+            [progress_writers] if isinstance(progress_writers, ProgressWriter) else list(progress_writers))
         for w in writers:
             if not isinstance(w, ProgressWriter):
                 raise TypeError(f"Trainer: progress_writers must be minigraph.logging writers, got {type(w).__name__}")
             w.attach(self)
-        self.progress_writers: list[ProgressWriter] = writers
+        self.progress_writers = writers
 
     # feeds ------------------------------------------------------------------------------------
     def _feed_for(self, root: Node, feed: Mapping) -> dict:
@@ -453,8 +454,8 @@ class Trainer:
                 "metric": None if self.evaluation_function is None else metric_sum / trained,
                 "seconds": time.perf_counter() - start}
         summarize_training_progress(self.progress_writers, self)
-        validated = validation is not None and self.epochs_done % validation_freq == 0
-        val_loss, val_metric = self._validate(validation, minibatch_size) if validated else (None, None)
+        val_loss, val_metric = (self._validate(validation, minibatch_size)
+                                if validation is not None and self.epochs_done % validation_freq == 0 else (None, None))
         if validation is not None:
             logs.update(val_loss=val_loss, val_metric=val_metric)
         for key in ("loss", "metric", "seconds"):

@@ -126,7 +126,9 @@ class ProgressPrinter(ProgressWriter):
                  f"({progress.samples_per_second:5.1f} samples/s);")
 
     def on_write_test_summary(self, progress: Progress) -> None:
-        parts = [f"metric = {self._metric(progress.metric_since_start)} * {progress.samples_since_start}"]
+        parts = []
+        if progress.metric_since_start is not None:
+            parts.append(f"metric = {self._metric(progress.metric_since_start)} * {progress.samples_since_start}")
         if progress.loss_since_start is not None:
             parts.insert(0, f"loss = {progress.loss_since_start:0.6f} * {progress.samples_since_start}")
         self.log(f"{self._who(progress)}Finished Evaluation [{progress.summary_index}]: "

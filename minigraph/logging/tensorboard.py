@@ -185,7 +185,9 @@ class TensorBoardProgressWriter(ProgressWriter):
     def on_write_test_summary(self, progress: Progress) -> None:
         if progress.loss_since_start is not None:
             self.write_value(self._tagged(progress, "summary/test_avg_loss"), progress.loss_since_start, progress.step)
-        self.write_value(self._tagged(progress, "summary/test_avg_metric"), progress.metric_since_start, progress.step)
+        if progress.metric_since_start is not None:
+            self.write_value(self._tagged(progress, "summary/test_avg_metric"), progress.metric_since_start,
+                             progress.step)
 
 
 _TAG_CHARACTERS = re.compile(r"[-/\w.]+")  # what TensorBoard keeps in a tag (tensorboardX replaces the rest by _)
