@@ -168,3 +168,16 @@ def test_a_closed_printer_refuses_to_write():
     assert printer.closed
     with pytest.raises(RuntimeError, match="closed"):
         printer.log("more")
+
+
+def test_a_resumed_trainer_continues_its_epoch_numbers(tmp_path, capsys):
+    f, criterion, data = _regression()
+    trainer = mg.Trainer(f, criterion, learners.sgd(f.parameters, 0.05))
+    trainer.fit(data, epochs=2, minibatch_size=20)
+    trainer.save_checkpoint(tmp_path / "two.mgc")
+    f, criterion, data = _regression()
+    resumed = mg.Trainer(f, criterion, learners.sgd(f.parameters, 0.05), progress_writers=[ProgressPrinter(freq=5)])
+    resumed.restore_from_checkpoint(tmp_path / "two.mgc")
+    resumed.fit(data, epochs=2, minibatch_size=20)
+    summaries = [line.split(":")[0] for line in capsys.readouterr().out.splitlines() if "Finished" in line]
+    assert summaries == ["Finished Epoch[3]", "Finished Epoch[4]"]
