@@ -319,6 +319,18 @@ class Node:
         from .onnx_export import export_onnx
         return export_onnx(self, path, **options)
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """``{scoped name: array copy}`` of this graph's parameters and running statistics, names such
+        as ``generator/up1/W`` (:func:`minigraph.state_dict.state_dict`)."""
+        from .state_dict import state_dict
+        return state_dict(self)
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> Any:
+        """Copy arrays by name into this graph's parameters and running statistics, shape-checked, all
+        or nothing; ``strict`` refuses missing and unexpected names (:func:`minigraph.state_dict.load_state_dict`)."""
+        from .state_dict import load_state_dict
+        return load_state_dict(self, state, strict)
+
     # operators (dispatch to the ops that registered themselves) ------------------------------
     def __add__(self, other: Any) -> Node:
         return _operator("plus")(self, other)

@@ -49,10 +49,54 @@ def closest(word: str, choices) -> str:
     return f"; did you mean {match[0]!r}?" if match else ""
 
 
+class ConfiguredActivation:
+    """An activation op with arguments, ``leaky_relu`` with ``alpha=0.2``: in specs the table
+    ``activation = {type = "leaky_relu", alpha = 0.2}`` (JSON ``{"type": "leaky_relu", "alpha": 0.2}``),
+    in Python that dict or ``functools.partial(mg.leaky_relu, alpha=0.2)``. Writes itself back
+    (:meth:`spec`), so :func:`~minigraph.layers.to_spec` round-trips it."""
+
+    def __init__(self, name: str, options: dict, label: str):
+        if name not in ACTIVATIONS or name == "identity":
+            raise ValueError(f"{label}: unknown activation {name!r}{closest(str(name), ACTIVATIONS)} (valid names: "
+                             f"{', '.join(ACTIVATIONS[1:])})")
+        accepted = [k for k in list(inspect.signature(ops.EXPORTS[name]).parameters)[1:] if k != "name"]
+        for key, v in options.items():
+            if key not in accepted:
+                hint = f"; {name} takes {', '.join(accepted)}" if accepted else f"; {name} takes no arguments"
+                raise ValueError(f"{label}: activation {name!r} has no argument {key!r}{hint}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TypeError(f"{label}: activation {name!r}: {key} must be a number, got {v!r}")
+        self.name, self.options = name, dict(options)
+
+    def __call__(self, x):
+        return ops.EXPORTS[self.name](x, **self.options)
+
+    def spec(self) -> dict:
+        return {"type": self.name, **self.options}
+
+    def __eq__(self, other):
+        return isinstance(other, ConfiguredActivation) and (self.name, self.options) == (other.name, other.options)
+
+    def __hash__(self):
+        return hash((self.name, tuple(sorted(self.options.items()))))
+
+    def __repr__(self):
+        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.options.items())})"
+
+
 def activation_function(value, label: str) -> Callable:
-    """An activation given as a function, a name from :data:`ACTIVATIONS`, or None (identity)."""
+    """An activation given as a function, a name from :data:`ACTIVATIONS`, a table ``{"type": name,
+    **arguments}`` (:class:`ConfiguredActivation`), or None (identity)."""
     if value is None or value is identity:
         return identity
+    if isinstance(value, dict):
+        if not isinstance(value.get("type"), str):
+            raise ValueError(f"{label}: an activation table needs type = a name such as 'leaky_relu', got {value!r}")
+        return ConfiguredActivation(value["type"], {k: v for k, v in value.items() if k != "type"}, label)
+    if isinstance(value, functools.partial) and not value.args:
+        name = activation_name(value.func)
+        if name is not None and name != "identity":
+            return ConfiguredActivation(name, value.keywords, label)
     if isinstance(value, str):
         if value not in ACTIVATIONS:
             raise ValueError(f"{label}: unknown activation {value!r}{closest(value, ACTIVATIONS)} "
@@ -67,9 +111,20 @@ def activation_name(fn) -> str | None:
     """The :data:`ACTIVATIONS` name of an activation function (None for other callables)."""
     if isinstance(fn, str):
         return fn
+    if isinstance(fn, ConfiguredActivation):
+        return fn.name
     if fn is None or fn is identity:
         return "identity"
     return next((n for n in ACTIVATIONS[1:] if ops.EXPORTS.get(n) is fn), None)
+
+
+def shown_value(value) -> str:
+    """An argument as a layer's text shows it: activations and functions by name, the rest as repr."""
+    if isinstance(value, ConfiguredActivation):
+        return repr(value)
+    if callable(value) and not isinstance(value, Layer):
+        return activation_name(value) or str(getattr(value, "__name__", repr(value)))
+    return repr(value)
 
 
 # argument checks shared by the layers ---------------------------------------------------------
@@ -90,12 +145,27 @@ def per_axis_ints(value, arg: str, filter_shape: tuple, label: str) -> tuple[int
 
 
 def per_axis_pads(value, filter_shape: tuple, label: str) -> tuple:
-    """:func:`per_axis` of pad modes: bools (CNTK) or ``"valid"``/``"same_upper"``/``"same_lower"``."""
+    """:func:`per_axis` of pad modes: bools (CNTK) or ``"valid"``/``"same_upper"``/``"same_lower"``.
+    A size such as PyTorch's ``padding=1`` is refused with the spelling that means it."""
     modes = per_axis(value, "pad", filter_shape, label)
+    if any(isinstance(m, int) and not isinstance(m, bool) for m in modes):
+        raise ValueError(f"{label}: pad={value!r}: pad is a padding mode (True, False, 'valid', 'same_upper', "
+                         f"'same_lower'), not a size. For PyTorch's padding={value!r} write "
+                         f"lower_pad={value!r}, upper_pad={value!r} (or, for a stride-2 ConvolutionTranspose that "
+                         f"doubles the size, pad=True, output_shape=2n)")
     try:
         return geo.per_axis_pad_modes(modes, len(filter_shape), filter_shape, label)
     except ValueError as exc:
         raise ValueError(str(exc).replace("auto_padding=", "pad=")) from None
+
+
+def explicit_pads(lower, upper, filter_shape: tuple, label: str) -> tuple:
+    """``lower_pad``/``upper_pad``: non-negative ints (one, or one per spatial axis), or both None."""
+    if lower is None and upper is None:
+        return None, None
+    return tuple(geo.per_axis_ints(per_axis(0 if v is None else v, arg, filter_shape, label), arg,
+                                   len(filter_shape), filter_shape, label, 0)
+                 for arg, v in (("lower_pad", lower), ("upper_pad", upper)))
 
 
 def check_init(value, arg: str, label: str):
@@ -139,8 +209,10 @@ class Layer:
         return f"{self.kind} '{self.name}'" if self.name else self.kind
 
     def __repr__(self):
-        shown = ", ".join(f"{k}={v!r}" for k, v in self.arguments.items() if k in self.explicit)
-        return f"{self.kind}({shown})"
+        shown = ", ".join(f"{k}={shown_value(v)}" for k, v in self.arguments.items()
+                          if k in self.explicit and k != "name")
+        name = f" {self.name!r}" if self.name else ""
+        return f"{self.kind}{name}({shown})"
 
     # parameters -----------------------------------------------------------------------------
     def weight(self, attr: str, shape: tuple, init, label_arg: str, init_shape: Callable | None = None) -> Parameter:
@@ -209,7 +281,7 @@ class Layer:
     def config(self) -> dict:
         """The arguments a spec needs to rebuild this layer: those given explicitly (or by
         default_options) and those that differ from the signature defaults, in signature order."""
-        defaults_ = _signature_defaults(type(self))
+        defaults_ = _signature_defaults(type(self))  # type: ignore[arg-type]  # classes are hashable
         return {k: v for k, v in self.arguments.items()
                 if k in self.explicit or not _same(v, defaults_.get(k, inspect.Parameter.empty))}
 
@@ -245,7 +317,7 @@ def _located(exc: Exception, layer: Layer) -> Exception:
 
 
 @functools.cache
-def _signature_defaults(cls) -> dict:
+def _signature_defaults(cls: type) -> dict:
     sig = inspect.signature(cls.__init__)
     return {k: p.default for k, p in sig.parameters.items() if k != "self" and p.default is not inspect.Parameter.empty}
 

@@ -20,6 +20,7 @@ from .base import (
     Layer,
     activation_function,
     check_init,
+    explicit_pads,
     identity,
     per_axis,
     per_axis_ints,
@@ -33,7 +34,8 @@ class _ConvolutionLayer(Layer):
     transposed = False
 
     def _configure(self, filter_shape, num_filters, *, activation, init, pad, strides, sharing, bias, init_bias,
-                   reduction_rank, dilation=1, groups=1, max_temp_mem_size_in_samples) -> None:
+                   reduction_rank, dilation=1, groups=1, max_temp_mem_size_in_samples, lower_pad=None,
+                   upper_pad=None) -> None:
         label = self.label
         kernel = check_ints(filter_shape, "filter_shape", label, minimum=1)
         if self.fixed_rank is not None:
@@ -52,6 +54,10 @@ class _ConvolutionLayer(Layer):
                                  f"for no output depth axis")
         self.activation = activation_function(activation, label)
         self.pad = per_axis_pads(pad, kernel, label)
+        self.lower_pad, self.upper_pad = explicit_pads(lower_pad, upper_pad, kernel, label)
+        if self.lower_pad is not None and "pad" in self.explicit and pad is not False:
+            raise ValueError(f"{label}: pad={pad!r} and lower_pad/upper_pad both given; pad is a padding mode, "
+                             f"lower_pad/upper_pad explicit sizes: give one of them")
         self.strides = per_axis_ints(strides, "strides", kernel, label)
         self.dilation = per_axis_ints(dilation, "dilation", kernel, label)
         if not all(check_bool(s, "sharing", label) for s in per_axis(sharing, "sharing", kernel, label)):
@@ -112,10 +118,12 @@ class _ConvolutionLayer(Layer):
 class Convolution(_ConvolutionLayer):
     """Convolution(filter_shape, num_filters=None, activation=identity, init=glorot_uniform(), pad=False,
                    strides=1, sharing=True, bias=True, init_bias=0, reduction_rank=1, dilation=1, groups=1,
-                   max_temp_mem_size_in_samples=0, name='')
+                   max_temp_mem_size_in_samples=0, lower_pad=None, upper_pad=None, name='')
 
     N-D convolution over the trailing axes (CNTK's layer; cross-correlation, no kernel flip), plus
-    ``dilation`` and ``groups``.
+    ``dilation`` and ``groups``. ``pad`` is a padding mode (True: centred, "same_upper"...);
+    ``lower_pad``/``upper_pad`` give explicit sizes instead (an int or one per axis; a missing one is
+    0): PyTorch's ``Conv2d(..., padding=1)`` is ``lower_pad=1, upper_pad=1``.
 
     >>> import minigraph as mg
     >>> f = Convolution((5, 4), 128, activation=mg.relu)
@@ -126,30 +134,36 @@ class Convolution(_ConvolutionLayer):
 
     def __init__(self, filter_shape, num_filters=None, activation=identity, init=glorot_uniform(), pad=False,  # noqa: B008 (frozen)
                  strides=1, sharing=True, bias=True, init_bias=0, reduction_rank=1, dilation=1, groups=1,
-                 max_temp_mem_size_in_samples=0, name: str = ""):
+                 max_temp_mem_size_in_samples=0, lower_pad=None, upper_pad=None, name: str = ""):
         super().__init__(name)
         self._configure(filter_shape, num_filters, activation=activation, init=init, pad=pad, strides=strides,
                         sharing=sharing, bias=bias, init_bias=init_bias, reduction_rank=reduction_rank,
-                        dilation=dilation, groups=groups, max_temp_mem_size_in_samples=max_temp_mem_size_in_samples)
+                        dilation=dilation, groups=groups, max_temp_mem_size_in_samples=max_temp_mem_size_in_samples,
+                        lower_pad=lower_pad, upper_pad=upper_pad)
 
     def apply(self, x):
         self._check_rank(x)
         y = ops.convolution(self._kernel_for_op(x), x, strides=self.strides, auto_padding=self.pad,
                             dilation=self.dilation, reduction_rank=self.reduction_rank, groups=self.groups,
-                            max_temp_mem_size_in_samples=self.max_temp_mem_size_in_samples)
+                            max_temp_mem_size_in_samples=self.max_temp_mem_size_in_samples,
+                            lower_pad=self.lower_pad, upper_pad=self.upper_pad)
         return self._finish(y)
 
 
 class ConvolutionTranspose(_ConvolutionLayer):
     """ConvolutionTranspose(filter_shape, num_filters=None, activation=identity, init=glorot_uniform(),
                             pad=False, strides=1, sharing=True, bias=True, init_bias=0, output_shape=None,
-                            max_temp_mem_size_in_samples=0, reduction_rank=1, name='')
+                            max_temp_mem_size_in_samples=0, reduction_rank=1, lower_pad=None, upper_pad=None,
+                            name='')
 
     N-D transposed convolution ("deconvolution", CNTK's layer): items of the input are spread into
     the output as a convolution spreads its gradients. ``output_shape`` (spatial; an int applies to
     every axis) picks one of the valid sizes when ``strides > 1`` makes several possible; an invalid
     one is a ShapeError listing the valid sizes. Otherwise the smallest valid size is used:
-    ``(n - 1)*s + 1`` with ``pad=True``, ``(n - 1)*s + k`` with ``pad=False``.
+    ``(n - 1)*s + 1`` with ``pad=True``, ``(n - 1)*s + k`` with ``pad=False``, and
+    ``(n - 1)*s + k - lower_pad - upper_pad`` with explicit pads (an int or one per axis): PyTorch's
+    ``ConvTranspose2d(..., kernel_size=4, stride=2, padding=1)`` is ``strides=2, lower_pad=1, upper_pad=1``
+    (its ``output_padding=p`` is ``output_shape`` = that size + p).
 
     >>> import minigraph as mg
     >>> f = ConvolutionTranspose((3, 4), 128, activation=mg.relu)
@@ -162,11 +176,12 @@ class ConvolutionTranspose(_ConvolutionLayer):
 
     def __init__(self, filter_shape, num_filters=None, activation=identity, init=glorot_uniform(), pad=False,  # noqa: B008 (frozen)
                  strides=1, sharing=True, bias=True, init_bias=0, output_shape=None, max_temp_mem_size_in_samples=0,
-                 reduction_rank=1, name: str = ""):
+                 reduction_rank=1, lower_pad=None, upper_pad=None, name: str = ""):
         super().__init__(name)
         self._configure(filter_shape, num_filters, activation=activation, init=init, pad=pad, strides=strides,
                         sharing=sharing, bias=bias, init_bias=init_bias, reduction_rank=reduction_rank,
-                        max_temp_mem_size_in_samples=max_temp_mem_size_in_samples)
+                        max_temp_mem_size_in_samples=max_temp_mem_size_in_samples, lower_pad=lower_pad,
+                        upper_pad=upper_pad)
         if output_shape is not None:
             output_shape = check_ints(per_axis(output_shape, "output_shape", self.filter_shape, self.label),
                                       "output_shape", self.label, minimum=1)
@@ -176,7 +191,8 @@ class ConvolutionTranspose(_ConvolutionLayer):
         self._check_rank(x)
         y = ops.convolution_transpose(self._kernel_for_op(x), x, strides=self.strides, auto_padding=self.pad,
                                       output_shape=self.output_shape, reduction_rank=self.reduction_rank,
-                                      max_temp_mem_size_in_samples=self.max_temp_mem_size_in_samples)
+                                      max_temp_mem_size_in_samples=self.max_temp_mem_size_in_samples,
+                                      lower_pad=self.lower_pad, upper_pad=self.upper_pad)
         return self._finish(y)
 
 

@@ -1,7 +1,7 @@
 """``Sequential``: layers (or functions) applied one after another."""
 from __future__ import annotations
 
-from .base import Layer
+from .base import Layer, shown_value
 
 
 def _flatten(items, label: str) -> list:
@@ -52,3 +52,32 @@ class Sequential(Layer):
         for layer in self.layers:
             x = layer(x)
         return x
+
+    # a container of layers, as PyTorch's nn.Sequential ---------------------------------------------
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __getitem__(self, index):
+        """One layer (``seq[0]``, ``seq[-1]``), or a slice as a new (unnamed) Sequential of the same layers
+        (shared weights)."""
+        if isinstance(index, slice):
+            return Sequential(self.layers[index])
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise TypeError(f"{self.label}: index with an int or a slice, got {index!r}")
+        if not -len(self.layers) <= index < len(self.layers):
+            raise IndexError(f"{self.label}: index {index} out of range for {len(self.layers)} layers")
+        return self.layers[index]
+
+    def __repr__(self):
+        """One line per layer with its arguments, nested containers indented."""
+        name = f" {self.name!r}" if self.name else ""
+        lines = [f"{self.kind}{name} ({len(self.layers)} layers)"]
+        for i, layer in enumerate(self.layers):
+            text = repr(layer) if isinstance(layer, Layer) else shown_value(layer)
+            first, *rest = text.splitlines()
+            lines.append(f"  ({i}) {first}")
+            lines.extend(f"      {line}" for line in rest)
+        return "\n".join(lines)

@@ -3,7 +3,8 @@
 A spec has an ``[input]`` table (``shape``; optional ``name`` and ``dtype``), an array of
 ``[[layer]]`` tables, each with a ``type`` (a layer class name such as ``"Dense"`` or
 ``"ConvolutionTranspose"``) and that layer's arguments, and an optional top-level ``name`` for
-the stack. Values are TOML/JSON values: tuples are lists, activations are names (``"relu"``),
+the stack. Values are TOML/JSON values: tuples are lists, activations are names (``"relu"``) or
+tables with arguments (``{type = "leaky_relu", alpha = 0.2}``),
 initializers are names (``"he_normal"``), tables (``{type = "he_normal", scale = 2.0, seed = 1}``),
 numbers or nested lists (arrays). A ``Sequential`` layer takes its inner layers as ``layers``.
 
@@ -14,6 +15,7 @@ the file, the layer and the closest valid name.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -29,7 +31,7 @@ from ..files import short_repr as _short
 from ..graph import Function, Node, input_variable
 from ..initializers import Initializer
 from ..shapes import Dim
-from .base import LAYER_TYPES, Layer, activation_name, arguments_of, closest
+from .base import LAYER_TYPES, ConfiguredActivation, Layer, activation_function, activation_name, arguments_of, closest
 from .sequential import Sequential
 
 try:
@@ -205,6 +207,10 @@ def _spec_value(value, what: str):
         return [_spec_value(v, what) for v in value]
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
+    if isinstance(value, (dict, functools.partial)):  # an activation with arguments as the user gave it
+        value = activation_function(value, what)
+    if isinstance(value, ConfiguredActivation):
+        return value.spec()
     if callable(value):
         name = activation_name(value)
         if name is not None:
@@ -220,7 +226,7 @@ def layer_spec(layer: Layer) -> dict:
         name = activation_name(layer)
         if name is None:
             raise SpecError(f"to_spec: {layer!r} is not a layer; only layers and named activations can be written")
-        return {"type": "Activation", "activation": name}
+        return {"type": "Activation", "activation": layer.spec() if isinstance(layer, ConfiguredActivation) else name}
     out: dict[str, Any] = {"type": layer.kind}
     for key, value in layer.config().items():
         if value is not None:
