@@ -11,6 +11,7 @@ Each check returns the plain Python value (``int``, ``float``, ``bool``), which 
 from __future__ import annotations
 
 import math
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -47,8 +48,18 @@ def check_int(value, arg: str, label: str, *, minimum: int | None = None) -> int
     return int(value)
 
 
-def check_ints(values, arg: str, label: str, *, minimum: int | None = None,
-               optional: bool = False) -> tuple | None:
+@overload
+def check_ints(values: Any, arg: str, label: str, *, minimum: int | None = None,
+               optional: Literal[False] = False) -> tuple[int, ...]: ...
+
+
+@overload
+def check_ints(values: Any, arg: str, label: str, *, minimum: int | None = None,
+               optional: bool) -> tuple[int, ...] | None: ...
+
+
+def check_ints(values: Any, arg: str, label: str, *, minimum: int | None = None,
+               optional: bool = False) -> tuple[int, ...] | None:
     """An int or a list/tuple of ints (``>= minimum`` when given), as a tuple: ``3`` -> ``(3,)``.
     ``optional``: None is allowed too (and returned)."""
     if values is None and optional:

@@ -21,6 +21,7 @@ per network, tagged by the losses' names).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import numpy as np
 
@@ -186,7 +187,7 @@ class GANTrainer(Trainer):
         forward. Returns the mean ``(d_loss, g_loss)`` before their updates. A NaN or infinite loss
         or gradient raises TrainingError and leaves parameters, learners and running statistics as
         they were."""
-        return super().train_minibatch(feed)  # the distributed wrapper around _train_minibatch
+        return cast(tuple[float, float], super().train_minibatch(feed))  # the distributed wrapper
 
     def _train_minibatch(self, feed: Mapping) -> tuple[float, float]:  # type: ignore[override]
         self._check_feed(feed)

@@ -115,7 +115,7 @@ def learning_parameter_schedule(schedule, epoch_size: int = 1) -> Schedule:
     if isinstance(schedule, Schedule):
         return schedule
     if isinstance(schedule, (int, float, np.integer, np.floating)) and not isinstance(schedule, bool):
-        return ConstantSchedule(schedule)
+        return ConstantSchedule(float(schedule))
     if not isinstance(schedule, (list, tuple)) or not schedule:
         raise TypeError(f"schedule must be a number, a Schedule or a non-empty list, got {schedule!r}")
     epoch_size = _positive_int(epoch_size, "epoch_size")

@@ -95,7 +95,7 @@ def plot(root: Node, filename: str | os.PathLike | None = None, *, format: str |
         dpi = check_number(dpi, "dpi", "plot", minimum=DPI_RANGE[0], maximum=DPI_RANGE[1])
     fmt = output_format(filename, format) if filename is not None else None
     dot = _dot_text(root, rankdir, show_shapes, show_params, collapse_layers, dpi, show_lint)
-    if filename is not None:
+    if filename is not None and fmt is not None:
         _render(dot, os.fspath(filename), fmt)
     return dot
 

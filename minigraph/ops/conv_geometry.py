@@ -16,11 +16,12 @@ A pad *mode* per axis is one of ``True`` (CNTK auto-padding), ``False`` or ``"va
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import sympy as sp
 
 from ..checks import is_int
-from ..shapes import DimLike, ceil_div, is_known, make_dim
+from ..shapes import DimLike, ceil_div, make_dim
 
 SAME_MODES = ("same_upper", "same_lower")
 STRING_MODES = ("valid",) + SAME_MODES
@@ -99,9 +100,17 @@ def same_pads(big: DimLike, small: DimLike, keff: int, s: int, upper: bool) -> t
 
 
 def _clamp_at_zero(x: DimLike) -> DimLike:
-    if is_known(x):
+    if isinstance(x, int):
         return max(x, 0)
     return make_dim(sp.Max(x.expr, 0))
+
+
+def explicit_pads(mode: PadMode) -> tuple[int, int]:
+    """``(lo, hi)`` of a mode without automatic placement: ``False`` and ``"valid"`` pad nothing."""
+    if mode is False or mode == "valid":
+        return 0, 0
+    lo, hi = cast(tuple[int, int], mode)
+    return lo, hi
 
 
 def conv_axis(big: DimLike, k: int, s: int, d: int, mode: PadMode) -> tuple[DimLike, DimLike, DimLike]:
@@ -116,7 +125,7 @@ def conv_axis(big: DimLike, k: int, s: int, d: int, mode: PadMode) -> tuple[DimL
         if mode is True:
             return (small, *centered_pads(big, small, keff, s))
         return (small, *same_pads(big, small, keff, s, mode == "same_upper"))
-    lo, hi = (0, 0) if mode is False or mode == "valid" else mode
+    lo, hi = explicit_pads(mode)
     return (big + lo + hi - keff) // s + 1, lo, hi
 
 
@@ -129,7 +138,7 @@ def transpose_sizes(small: DimLike, k: int, s: int, d: int, mode: PadMode) -> tu
     """
     if mode is True or mode in SAME_MODES:
         return (small - 1) * s + 1, small * s
-    lo, hi = (0, 0) if mode is False or mode == "valid" else mode
+    lo, hi = explicit_pads(mode)
     first = (small - 1) * s + effective_kernel(k, d) - lo - hi
     return first, first + s - 1
 
@@ -153,5 +162,5 @@ def transpose_axis(small: DimLike, k: int, s: int, d: int, mode: PadMode,
         return (big, *centered_pads(big, small, keff, s))
     if mode in SAME_MODES:
         return (big, *same_pads(big, small, keff, s, mode == "same_upper"))
-    lo = 0 if mode is False or mode == "valid" else mode[0]
+    lo = explicit_pads(mode)[0]
     return big, lo, (small - 1) * s + keff - lo - big

@@ -219,7 +219,7 @@ def correlate(big: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: in
             rows = _rows(small[b0:b1], groups)
             for g in range(groups):
                 w_grad[g] += _weight_product(rows[g], cols[g])
-    return (batch_first(out) if want_out else None), (w_grad.reshape(w.shape) if small is not None else None)
+    return (batch_first(out) if out is not None else None), (w_grad.reshape(w.shape) if small is not None else None)
 
 
 def _weight_product(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -165,8 +165,8 @@ BINARY = {
 }
 
 
-for _op in BINARY.values():
-    register_op(_op)
+for _binary_op in BINARY.values():
+    register_op(_binary_op)
 
 
 @export(operator="plus", builds=BINARY["plus"])

@@ -76,7 +76,7 @@ class LossOp(Op):
 
     saves_output = False
 
-    def __init__(self, name: str, terms: Callable, grads: tuple[Callable, Callable] | None,
+    def __init__(self, name: str, terms: Callable | None, grads: tuple[Callable, Callable] | None,
                  needs_axis: bool = False):
         self.name, self.terms, self.grads, self.needs_axis = name, terms, grads, needs_axis
         self.differentiable = grads is not None

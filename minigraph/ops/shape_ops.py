@@ -208,7 +208,8 @@ def slice(x, axis, begin_index, end_index, strides=1, name: str = "") -> Node:  
                          f"must have one entry per axis")
     if any(s <= 0 for s in cols[2]):
         raise ValueError(f"slice: strides {cols[2]} must be positive")
-    return _make_slice(x, axes, *cols, [], name)
+    begins, ends, steps = cols
+    return _make_slice(x, axes, begins, ends, steps, [], name)
 
 
 def _make_slice(x, axes, begins, ends, strides, squeeze, name) -> Node:
@@ -276,7 +277,8 @@ def getitem(x, key) -> Node:
             col.append(int(v))
     if not cols[0]:
         return x
-    return _make_slice(x, *cols, squeeze, "")
+    axes, begins, ends, steps = cols
+    return _make_slice(x, axes, begins, ends, steps, squeeze, "")
 
 
 # splice ----------------------------------------------------------------------------------------
