@@ -35,8 +35,6 @@ _uids = itertools.count()
 _OPERATORS: dict[str, Callable[..., Node]] = {}
 _scope_stack: list[Scope] = []
 _Leaf = TypeVar("_Leaf", bound="Node")
-Seed = int | np.random.Generator | None
-"""A run's random seed: an int, a numpy Generator used as is, or None (the ops' shared generator)."""
 
 
 @dataclass(frozen=True)
@@ -226,11 +224,15 @@ class Node:
         return found[0]
 
     # execution (delegates to the autodiff engine) ------------------------------------------
-    def eval(self, feed: Mapping[Any, Any] | None = None, *, training: bool = False, seed: Seed = None,
+    def eval(self, feed: Mapping[Any, Any] | None = None, *, training: bool = False, seed: int | None = None,
              memory_limit: int | None = None) -> np.ndarray:
         """Run the graph and return this node's value, shape ``(N, *self.shape)``.
 
-        ``feed`` maps input variables (or their names) to arrays with a leading batch axis.
+        ``feed`` maps input variables (or their names) to arrays with a leading batch axis, one value
+        per input. ``training`` is a bool; ``seed`` an int >= 0 or a ``numpy.random.Generator`` (random
+        ops' masks; default: the global generator of :func:`minigraph.set_seed`). The result is the
+        caller's own array (never a view of a parameter or of the fed data). Evaluation runs
+        (``training=False``) and gradients of one graph may run in several threads at once.
         ``memory_limit`` (bytes; default ``mg.get_memory_limit()``): a run whose estimated peak is larger
         fails before allocating anything, with :class:`~minigraph.ResourceError`.
         """
@@ -239,7 +241,7 @@ class Node:
         return autodiff.evaluate(self, feed or {}, training=training, seed=seed)
 
     def grad(self, feed: Mapping[Any, Any] | None = None, wrt: Any = None, grad_root: np.ndarray | None = None, *,
-             training: bool = False, seed: Seed = None) -> Any:
+             training: bool = False, seed: int | None = None) -> Any:
         """Gradients of this node's value (summed over every element; ``grad_root`` seeds another
         output gradient) w.r.t. ``wrt``: a dict by node for a list, an array for a single node.
         ``wrt=None`` means all parameters."""
@@ -248,7 +250,7 @@ class Node:
         return autodiff.grad(self, feed or {}, wrt=wrt, grad_root=grad_root, training=training, seed=seed)
 
     def forward(self, feed: Mapping[Any, Any] | None = None, keep: Sequence[Node] = (), *, training: bool = False,
-                seed: Seed = None, for_backward: bool = True,
+                seed: int | None = None, for_backward: bool = True,
                 given: Mapping[Node, np.ndarray] | None = None) -> ForwardState:
         """Run forward and keep what :meth:`backward` needs; returns a ``ForwardState`` whose
         ``values[node]`` holds this node's value and those of ``keep``. Nodes in ``keep`` need not

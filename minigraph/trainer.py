@@ -104,6 +104,11 @@ class Trainer:
         fed by every :meth:`train_minibatch` and :meth:`test_minibatch`; summaries with
         :meth:`summarize_training_progress` / :meth:`summarize_test_progress` (``fit`` calls them
         at each epoch's end). One writer may serve several trainers (tagged by their losses' names).
+
+    Threads: trainers of *different* models may train in different threads at once; each step draws
+    its dropout masks from the trainer's own generator (:meth:`step_generator`), so the results are
+    those of the same trainers run one after the other. One trainer (or two trainers sharing
+    parameters, batch-normalization statistics or a learner) must not be used from two threads at once.
     """
 
     def __init__(self, model: Node | None, criterion, parameter_learners: Learner | Sequence[Learner],
