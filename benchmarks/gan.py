@@ -156,7 +156,7 @@ def measure_dcgan_step(settings: Settings, batch: int = 64, size: int = 64) -> d
     noise = rng.standard_normal((batch, *net["z"].shape)).astype(np.float32)
     images = np.tanh(rng.standard_normal((batch, *net["real"].shape))).astype(np.float32)
     feed = {"z": noise, "real": images}
-    result = {"model": f"DCGAN {size}x{size} (nz 100, ngf 64, ndf 64, 3 channels), Adam", "batch": batch}
+    result = {"model": f"DCGAN {size}x{size} (nz 100, ngf 64, ndf 64, 3 channels), Adam", "batch": batch, "size": size}
     steps = {}
     if installed("torch"):
         import torch

@@ -9,6 +9,8 @@ from dataclasses import asdict
 
 from .convs import measure_workload
 from .data import measure_data
+from .digits_gan import measure_digits_gan
+from .gan import measure_dcgan_step
 from .machine import blas_environment_warnings, gemm_peak, limit_threads, machine_info
 from .overhead import measure_overhead
 from .peers import set_torch_threads
@@ -17,7 +19,7 @@ from .targets import check
 from .timing import Settings
 from .workloads import Workload
 
-SECTIONS = ("convs", "overhead", "sgd", "data")
+SECTIONS = ("convs", "overhead", "sgd", "data", "gan_step", "digits_gan")
 
 
 def warn_blas_environment() -> list[str]:
@@ -30,8 +32,11 @@ def warn_blas_environment() -> list[str]:
 
 
 def run(workloads: list[Workload], settings: Settings, *, threads: int = 2, sections=SECTIONS, memory: bool = True,
-        mode: str = "full", sgd_batch: int = 64, data_batch: int = 64, log=print) -> dict:
-    """Measure ``workloads`` and the other ``sections`` with ``threads`` threads everywhere."""
+        mode: str = "full", sgd_batch: int = 64, data_batch: int = 64, gan_size: int = 64, gan_batch: int = 64,
+        digits_steps: int | None = None, log=print) -> dict:
+    """Measure ``workloads`` and the other ``sections`` with ``threads`` threads everywhere (the digits
+    GAN at one thread: the demo's setting). ``gan_size``/``gan_batch``: the DCGAN step's image size and
+    batch; ``digits_steps``: steps of the digits GAN's quality runs (default: the demo's)."""
     warn_blas_environment()
     limiter = limit_threads(threads)  # noqa: F841  (the limit lasts as long as the limiter lives)
     set_torch_threads(threads)
@@ -56,6 +61,12 @@ def run(workloads: list[Workload], settings: Settings, *, threads: int = 2, sect
     if "data" in sections:
         results["data"] = measure_data(settings, batch=data_batch)
         log("data loading measured")
+    if "gan_step" in sections:
+        results["gan_step"] = measure_dcgan_step(settings, batch=gan_batch, size=gan_size)
+        log(f"DCGAN step measured: ratio {results['gan_step'].get('ratio_vs_torch', float('nan')):.2f}")
+    if "digits_gan" in sections:
+        results["digits_gan"] = measure_digits_gan(settings, steps=digits_steps)
+        log(f"digits GAN measured: ratio {results['digits_gan'].get('ratio_vs_torch', float('nan')):.2f}")
     # the GEMM peak is measured at both ends of the run and the better one kept: other processes on a
     # shared machine only ever lower it, and the two values show how much the machine's speed drifted
     peak_end = gemm_peak(settings)

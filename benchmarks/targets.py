@@ -19,6 +19,10 @@ SGD_STEP_LIMIT = 1.5
 DATA_STEP_LIMIT = 1.10
 """GAN step fed from an image folder (prefetch 2) over the step fed from memory (issue 15)."""
 OVERHEAD_LIMITS_US = {"forward": 20.0, "fwd_bwd": 50.0}
+GAN_STEP_LIMIT = 1.2
+"""The 64x64 DCGAN D+G training step, batch 64, over PyTorch's (issue 13)."""
+DIGITS_GAN_LIMIT = 1.0
+"""The digits demo's GAN step at one thread over PyTorch's: the demo keeps its lead (issue 13)."""
 
 
 @dataclass
@@ -65,6 +69,13 @@ def check(results: dict) -> list[dict]:
     if "data" in results:
         targets.append(Target("GAN step from an image folder / from memory", DATA_STEP_LIMIT,
                               results["data"].get("gan_step_ratio")))
+    if "gan_step" in results:
+        g = results["gan_step"]
+        targets.append(Target(f"DCGAN {g['size']}x{g['size']} D+G step, batch {g['batch']}", GAN_STEP_LIMIT,
+                              g.get("ratio_vs_torch")))
+    if "digits_gan" in results:
+        targets.append(Target("digits demo GAN step, 1 thread", DIGITS_GAN_LIMIT,
+                              results["digits_gan"].get("ratio_vs_torch")))
     if "sgd_step" in results:
         targets.append(Target("MNIST generator SGD step", SGD_STEP_LIMIT, results["sgd_step"].get("ratio_vs_torch")))
     for o in (o for o in results.get("overhead", []) if o["target"]):

@@ -14,6 +14,10 @@ Quality: a logistic-regression classifier trained on the real digits labels 1,00
 samples; we report their mean top-class probability and how many of the 10 classes receive at
 least 5% of them (a good run: >= 0.8 and >= 9).
 
+With --tensorboard DIR (the demo: out/tb) it also writes a TensorBoard run: both losses, the
+discriminator's mean output on real and generated digits, the digits of one fixed noise batch every
+--image-every steps, and the generator's graph.
+
 Writes to --out: samples.png (100 samples), samples.npy (the 1,000 judged samples, (N, 1, 8, 8) in
 [0, 1]), loss.png, graph.png (the generator), generator.mgz (load with mg.load_model), quality.json.
 """
@@ -37,16 +41,20 @@ from _common import (
     save_digits,
     save_graph,
     setup,
+    tensorboard_writer,
     write_report,
+    zoomed,
 )
 
 Z = 16
 QUICK_STEPS, FULL_STEPS = 6000, 20000
+SGD_LR, ADAM_LR = 0.1, 2e-3  # default learning rates (--lr overrides)
+REAL_TARGET = 0.9  # one-sided label smoothing: the discriminator's target for real digits
 
 
-def logistic_loss(logit, target: float):
+def logistic_loss(logit, target: float, name: str = ""):
     """Per-sample binary cross-entropy of a logit against a fixed target: softplus(l) - t * l."""
-    return mg.softplus(logit) - target * logit if target else mg.softplus(logit)
+    return mg.minus(mg.softplus(logit), target * logit, name=name) if target else mg.softplus(logit, name=name)
 
 
 def leaky(x):
@@ -62,9 +70,9 @@ def build(width: int = 32):
     generator = L.Sequential([
         L.Dense((width, 2, 2), name="project"),
         L.BatchNormalization(map_rank=1, momentum=0.1), mg.relu,
-        L.ConvolutionTranspose((3, 3), width // 2, strides=2, pad=True, output_shape=4, name="up1"),
+        L.ConvolutionTranspose((4, 4), width // 2, strides=2, pad=True, output_shape=4, name="up1"),
         L.BatchNormalization(map_rank=1, momentum=0.1), mg.relu,
-        L.ConvolutionTranspose((3, 3), 1, strides=2, pad=True, output_shape=8, activation=mg.sigmoid, name="up2"),
+        L.ConvolutionTranspose((4, 4), 1, strides=2, pad=True, output_shape=8, activation=mg.sigmoid, name="up2"),
     ], name="generator")
     discriminator = L.Sequential([
         L.Convolution((3, 3), width // 2, strides=2, pad=True, activation=leaky, name="down1"),
@@ -74,17 +82,24 @@ def build(width: int = 32):
     fake = generator(z)
     d_real = discriminator(real + real_noise)
     d_fake = discriminator(fake + fake_noise)
-    d_loss = logistic_loss(d_real, 0.9) + logistic_loss(d_fake, 0.0)
-    g_loss = logistic_loss(d_fake, 1.0)
+    d_loss = mg.plus(logistic_loss(d_real, REAL_TARGET), logistic_loss(d_fake, 0.0), name="d_loss")
+    g_loss = logistic_loss(d_fake, 1.0, name="g_loss")
     return {"z": z, "real": real, "real_noise": real_noise, "fake_noise": fake_noise, "fake": fake,
-            "d_real": d_real, "d_loss": d_loss, "g_loss": g_loss,
+            "d_real": d_real, "d_fake": d_fake, "d_loss": d_loss, "g_loss": g_loss,
             "generator": generator, "discriminator": discriminator}
 
 
 def make_learner(params, args):
     if args.adam:
-        return learners.adam(params, args.lr or 2e-3, momentum=0.5)
-    return learners.momentum_sgd(params, args.lr or 0.1, args.momentum)
+        return learners.adam(params, args.lr or ADAM_LR, momentum=0.5)
+    return learners.momentum_sgd(params, args.lr or SGD_LR, args.momentum)
+
+
+def trainer(net, args, progress_writers=()) -> mg.GANTrainer:
+    """The GAN trainer of the networks of :func:`build`: one generator forward per step."""
+    return mg.GANTrainer(net["fake"], net["d_real"], net["d_fake"], net["d_loss"], net["g_loss"],
+                         make_learner(net["discriminator"], args), make_learner(net["generator"], args),
+                         progress_writers=progress_writers)
 
 
 def sample(net, n: int, seed: int) -> np.ndarray:
@@ -92,45 +107,79 @@ def sample(net, n: int, seed: int) -> np.ndarray:
     return net["fake"].eval({"z": np.random.default_rng(seed).standard_normal((n, Z)).astype(np.float32)})
 
 
-def train(net, args, steps: int, judge: DigitJudge) -> tuple[dict, list]:
-    """Alternate discriminator and generator steps; returns both loss curves and the quality
-    measured every ``--eval-every`` steps."""
-    d_trainer = mg.Trainer(net["d_real"], net["d_loss"], make_learner(net["discriminator"], args))
-    g_trainer = mg.Trainer(net["fake"], net["g_loss"], make_learner(net["generator"], args))
+def minibatches(args, steps: int):
+    """The feeds of ``steps`` training steps, drawn from ``--seed``: noise ``z``, a minibatch of real
+    digits (drawn with replacement) and the instance noise added to the real and the generated ones."""
     images, _ = digits()
     rng = np.random.default_rng(args.seed)
     batch, shape = args.batch, (args.batch, 1, 8, 8)
+    for _ in range(steps):
+        z = rng.standard_normal((batch, Z)).astype(np.float32)
+        fake_noise = (args.noise * rng.standard_normal(shape)).astype(np.float32)
+        yield {"z": z, "real": images[rng.integers(0, len(images), batch)], "fake_noise": fake_noise,
+               "real_noise": (args.noise * rng.standard_normal(shape)).astype(np.float32)}
+
+
+def train(net, args, steps: int, judge: DigitJudge) -> tuple[dict, list]:
+    """Alternate discriminator and generator steps; returns both loss curves and the quality
+    measured every ``--eval-every`` steps."""
+    tb = tensorboard_writer(args, net["fake"], freq=args.log_every)  # --tensorboard DIR: losses, D outputs, samples
+    gan = trainer(net, args, [tb] if tb else [])
+    fixed_z = np.random.default_rng(args.seed + 2).standard_normal((64, Z)).astype(np.float32)  # the same digits
     progress = []
     with progress_bar(args, steps, "GAN") as bar:
-        for step in range(1, steps + 1):
-            z = rng.standard_normal((batch, Z)).astype(np.float32)
-            fake_noise = (args.noise * rng.standard_normal(shape)).astype(np.float32)
-            d_trainer.train_minibatch({
-                "z": z, "real": images[rng.integers(0, len(images), batch)], "fake_noise": fake_noise,
-                "real_noise": (args.noise * rng.standard_normal(shape)).astype(np.float32)})
-            g_trainer.train_minibatch({"z": z, "fake_noise": fake_noise})
-            bar.set_postfix(d_loss=f"{d_trainer.previous_minibatch_loss_average:.3f}",
-                            g_loss=f"{g_trainer.previous_minibatch_loss_average:.3f}")
+        for step, feed in enumerate(minibatches(args, steps), 1):
+            d_loss, g_loss = gan.train_minibatch(feed)
+            bar.set_postfix(d_loss=f"{d_loss:.3f}", g_loss=f"{g_loss:.3f}")
             bar.update()
+            if tb is not None:
+                log_step(tb, gan, net, fixed_z, step, steps, args)
             if args.eval_every and step % args.eval_every == 0 and step < steps:
                 q = judge.judge(sample(net, args.samples, args.seed + 1))
-                progress.append([step, q["confidence"], q["classes"]])
-                bar.write(f"step {step}: confidence {q['confidence']:.3f}, classes covered {q['classes']}/10")
-    losses = {"discriminator": d_trainer.history["minibatch_loss"], "generator": g_trainer.history["minibatch_loss"]}
+                progress.append([step, q["confidence"], q["classes"], q["fid"]])
+                bar.write(f"step {step}: confidence {q['confidence']:.3f}, classes covered {q['classes']}/10, "
+                          f"FID {q['fid']:.3f}")
+    if tb is not None:
+        tb.close()
+    losses = {"discriminator": gan.history["d_loss"], "generator": gan.history["g_loss"]}
     return losses, progress
 
 
-def main(argv=None) -> dict:
+def log_step(tb, gan, net, fixed_z: np.ndarray, step: int, steps: int, args) -> None:
+    """TensorBoard: the discriminator's mean output (a logit: > 0 says "real") on real and generated
+    digits every ``--log-every`` steps, the digits of a fixed noise batch every ``--image-every``."""
+    if step % args.log_every == 0:
+        tb.write_value("discriminator/D_real", gan.previous_minibatch_d_real_average, step)
+        tb.write_value("discriminator/D_fake", gan.previous_minibatch_d_fake_average, step)
+    if step % args.image_every == 0 or step in (1, steps):
+        tb.write_image("samples", zoomed(net["fake"].eval({"z": fixed_z})), step, nrow=8)
+
+
+def arguments(argv=None):
+    """The command line (``argv``: a list, default ``sys.argv[1:]``) parsed and checked."""
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--adam", action="store_true", help="train with Adam instead of momentum SGD")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 0.1 for SGD, 2e-3 for Adam)")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"learning rate (default {SGD_LR} for SGD, {ADAM_LR} for Adam)")
     p.add_argument("--momentum", type=float, default=0.5, help="SGD momentum (default 0.5)")
     p.add_argument("--batch", type=int, default=64, help="minibatch size (default 64)")
     p.add_argument("--noise", type=float, default=0.1, help="instance noise std (default 0.1)")
     p.add_argument("--samples", type=int, default=1000, help="samples to generate and judge (default 1000)")
+    p.add_argument("--log-every", type=int, default=10,
+                   help="with --tensorboard: write the losses and D outputs every N steps (default 10)")
+    p.add_argument("--image-every", type=int, default=250,
+                   help="with --tensorboard: write the fixed-noise samples every N steps (default 250)")
     p.add_argument("--eval-every", type=int, default=0,
                    help="also judge the samples every N steps (default: at the end)")
     args = p.parse_args(argv)
+    for option in ("log_every", "image_every"):
+        if getattr(args, option) <= 0:
+            raise SystemExit(f"--{option.replace('_', '-')} must be positive, got {getattr(args, option)}")
+    return args
+
+
+def main(argv=None) -> dict:
+    args = arguments(argv)
     steps = setup(args, QUICK_STEPS, FULL_STEPS)
     clock = Stopwatch()
     judge = DigitJudge(args.seed)
@@ -149,12 +198,15 @@ def main(argv=None) -> dict:
     net["fake"].save(os.path.join(out, "generator.mgz"))
     report = {"steps": steps, "optimizer": "adam" if args.adam else "momentum_sgd", "train_seconds": train_seconds,
               "seconds": clock.seconds, "confidence": quality["confidence"], "classes_covered": quality["classes"],
-              "class_counts": quality["counts"], "real_digit_confidence": judge.reference, "progress": progress}
+              "class_counts": quality["counts"], "real_digit_confidence": judge.reference, "fid": quality["fid"],
+              "real_digit_fid": judge.fid_reference, "progress": progress}
     write_report(out, report, ["samples.png", "samples.npy", "loss.png", os.path.basename(graph), "generator.mgz"])
     print(f"{steps} steps in {train_seconds:.1f} s of training ({clock.seconds:.1f} s in all)")
     print(f"generated digits: mean classifier confidence {quality['confidence']:.3f} "
           f"(real held-out digits: {judge.reference:.3f}); classes with >= 5% of samples: {quality['classes']}/10")
     print(f"samples per class: {quality['counts']}")
+    print(f"FID (judge's hidden features, vs held-out digits; lower is better): {quality['fid']:.3f} "
+          f"(1,000 real digits: {judge.fid_reference:.3f})")
     return report
 
 

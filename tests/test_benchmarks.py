@@ -23,7 +23,8 @@ TIMES = ("forward_s", "fwd_bwd_s")
 
 @pytest.fixture(scope="module")
 def results():
-    return suite.run(TINY_WORKLOADS, SMOKE, threads=2, sgd_batch=2, data_batch=4, mode="smoke", log=lambda *a: None)
+    return suite.run(TINY_WORKLOADS, SMOKE, threads=2, sgd_batch=2, data_batch=4, gan_size=16, gan_batch=2,
+                     digits_steps=3, mode="smoke", log=lambda *a: None)
 
 
 def test_results_json_structure(results, tmp_path):
@@ -51,6 +52,14 @@ def test_results_json_structure(results, tmp_path):
     assert loaded["sgd_step"]["batch"] == 2 and loaded["sgd_step"]["minigraph_s"] > 0
     if "torch" in peers:
         assert loaded["sgd_step"]["max_rel_err_after_step"] < 1e-3 and loaded["sgd_step"]["ratio_vs_torch"] > 0
+    gan, digits = loaded["gan_step"], loaded["digits_gan"]
+    assert gan["batch"] == 2 and gan["size"] == 16 and gan["minigraph_s"] > 0
+    assert digits["threads"] == 1 and digits["steps"] == 3 and digits["minigraph_s"] > 0
+    assert digits["minigraph_run"]["classes"] >= 1 and digits["minigraph_run"]["fid"] > 0
+    if "torch" in peers:
+        assert gan["max_rel_loss_err"] < 1e-3 and gan["ratio_vs_torch"] > 0
+        assert digits["max_rel_loss_err"] < 1e-3 and digits["ratio_vs_torch"] > 0
+        assert abs(digits["torch_run"]["fid"] - digits["minigraph_run"]["fid"]) < 1e-2  # the same model and data
     data = loaded["data"]
     assert data["batch"] == 4 and data["images"] == 32 and data["gan_step_ratio"] > 0
     assert data["images_per_s_prefetch0"] > 0 and data["images_per_s_prefetch2"] > 0

@@ -32,6 +32,7 @@ def test_gan_digits(tmp_path):
     assert samples.shape == (1000, 1, 8, 8) and samples.min() >= 0 and samples.max() <= 1
     assert report["steps"] == 10 and 0.1 <= report["confidence"] <= 1 and 0 <= report["classes_covered"] <= 10
     assert sum(report["class_counts"]) == 1000 and "mean classifier confidence" in stdout
+    assert report["fid"] > report["real_digit_fid"] > 0 and "FID" in stdout
     generator = mg.load_model(tmp_path / "generator.mgz")
     z = np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32)
     images = generator.eval({"z": z})
