@@ -5,8 +5,10 @@
     python -m minigraph summary spec.toml [--batch 64]
     python -m minigraph explain spec.toml [--node up2] [--bind H=7 W=7]
     python -m minigraph data-info DIR              # images per class, sizes, modes, unreadable files
+    python -m minigraph convert model.onnx -o model.mgz   # an ONNX model as a minigraph model file
 
-Specs are TOML or JSON files read by :func:`minigraph.layers.from_spec`. Bad input (a missing or
+Specs are TOML or JSON files read by :func:`minigraph.layers.from_spec`; ``plot``, ``summary`` and
+``explain`` also take ONNX models (``.onnx``, read by :func:`minigraph.import_onnx`). Bad input (a missing or
 malformed spec, an unknown format) prints one line ``minigraph <command>: error: ...`` and exits
 with status 2; a picture that cannot be rendered (Graphviz missing) exits with status 1, and so does
 ``data-info`` when some files cannot be read as images.
@@ -23,8 +25,27 @@ from .layers import from_spec, summary
 from .plot import DPI_RANGE, FORMATS, RANKDIRS, plot
 
 
+def _network(path: str):
+    """The output node of a spec, or of an ONNX model (``.onnx``) with one output."""
+    if not path.lower().endswith(".onnx"):
+        return from_spec(path)
+    from .onnx_import import import_onnx
+    model = import_onnx(path)
+    if isinstance(model, dict):
+        raise GraphError(f"{path}: the ONNX model has {len(model)} outputs ({', '.join(model)}); this command "
+                         f"takes a model with one output")
+    return model
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .serialization import save_model
+    save_model(_network(args.model), args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
 def _plot(args: argparse.Namespace) -> int:
-    node = from_spec(args.spec)
+    node = _network(args.spec)
     dot = plot(node, args.output, format=args.format, rankdir=args.rankdir,
                collapse_layers=args.collapse_layers, dpi=args.dpi)
     if args.output is None:
@@ -35,13 +56,13 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    print(summary(from_spec(args.spec), batch=args.batch))
+    print(summary(_network(args.spec), batch=args.batch))
     return 0
 
 
 def _explain(args: argparse.Namespace) -> int:
     from .explain import explain
-    model = from_spec(args.spec)
+    model = _network(args.spec)
     found = explain(model, bindings=dict(args.bind or []))
     if args.node is not None:
         try:
@@ -103,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("plot", help="draw a spec's network as PNG, SVG, PDF or DOT",
                             description="Draw the network of a TOML/JSON spec with Graphviz.")
-    p.add_argument("spec", help="network spec (.toml or .json)")
+    p.add_argument("spec", help="network spec (.toml or .json) or ONNX model (.onnx)")
     p.add_argument("-o", "--output", help="picture to write (.png, .svg, .pdf, .dot); without it the DOT "
                                           "text goes to stdout")
     p.add_argument("--format", choices=FORMATS, help="picture format (default: from the output's extension)")
@@ -114,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = commands.add_parser("summary", help="print a table of a spec's layers, shapes and parameters",
                             description="Print the layers, output shapes and parameter counts of a spec.")
-    s.add_argument("spec", help="network spec (.toml or .json)")
+    s.add_argument("spec", help="network spec (.toml or .json) or ONNX model (.onnx)")
     s.add_argument("--batch", type=_positive, help="multiply-adds and memory for this many samples (default: "
                                                    "per sample) and the simulated peak of a run")
     s.set_defaults(run=_summary)
@@ -123,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
                             description="Explain the shape pass of a spec's network: per-axis sizes, valid "
                                         "output_shape ranges and pads of convolutions and pooling, one-line rules "
                                         "of the other ops.")
-    e.add_argument("spec", help="network spec (.toml or .json)")
+    e.add_argument("spec", help="network spec (.toml or .json) or ONNX model (.onnx)")
     e.add_argument("--node", help="only this layer (or node) name, e.g. up2")
     e.add_argument("--bind", type=_binding, nargs="+", metavar="NAME=SIZE",
                    help="bind symbolic sizes to numbers, e.g. --bind H=7 W=7")
@@ -137,6 +158,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--extensions", nargs="+", default=list(EXTENSIONS), metavar="EXT",
                    help=f"file extensions to read (default: {' '.join(EXTENSIONS)})")
     d.set_defaults(run=_data_info)
+
+    c = commands.add_parser("convert", help="write an ONNX model as a minigraph model file",
+                            description="Import an ONNX model (mg.import_onnx) and save it (mg.save_model): "
+                                        "trainable parameters named after the ONNX initializers.")
+    c.add_argument("model", help="ONNX model (.onnx)")
+    c.add_argument("-o", "--output", required=True, help="minigraph model file to write (e.g. model.mgz)")
+    c.set_defaults(run=_convert)
     return parser
 
 

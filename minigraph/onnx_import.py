@@ -32,7 +32,7 @@ import sympy as sp
 
 from . import ops
 from .errors import ModelFileError
-from .graph import Node, constant, input_variable, parameter
+from .graph import Node, constant, input_variable, name_scope, parameter
 from .onnx_export import BINARY, PLAIN_UNARY, REDUCE
 from .ops import conv_geometry as geo
 from .ops.base import OPS, make
@@ -416,7 +416,8 @@ class Importer:
             raise node.error(f"op type {node.op_type!r} is not supported; supported ops: "
                              f"{', '.join(sorted(IMPORTERS))}")
         try:
-            results = fn(node)
+            with name_scope(node.name, node.op_type):  # summary and plot show each ONNX node with its pads
+                results = fn(node)
         except OnnxImportError:
             raise
         except (ValueError, TypeError, IndexError) as exc:  # minigraph's own checks (ShapeError is a ValueError)

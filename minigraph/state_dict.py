@@ -44,7 +44,7 @@ def _path(leaf: Node, consumers: dict[Node, Function]) -> str:
     owner = next((i for i in range(len(scopes) - 1, -1, -1) if _owned_by(scopes[i], leaf)), None)
     if owner is None:  # not used by its owner's call (or no layer): the leaf's own creation scope
         scopes, owner = list(leaf.scope), len(leaf.scope) - 1
-    names = [s.name for s in scopes[:owner + 1] if s.name]
+    names = [s.name for s in scopes[:owner + 1] if s.name and s.owner is not None]  # layers, not ONNX nodes
     return "/".join([*names, leaf.name or leaf.kind.lower()])
 
 
