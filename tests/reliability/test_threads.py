@@ -2,6 +2,7 @@
 holds), and trainers with dropout in threads, must give exactly what the same calls give in sequence."""
 from __future__ import annotations
 
+import sys
 import threading
 
 import numpy as np
@@ -63,6 +64,29 @@ def test_concurrent_eval_and_grad_with_many_signatures():
     for got, want in zip(threaded, sequential):
         for (v1, g1), (v2, g2) in zip(got, want):
             assert np.array_equal(v1, v2) and all(np.array_equal(a, b) for a, b in zip(g1, g2))
+
+
+def test_cache_eviction_under_contention():
+    """A small graph compiles in little time, so 8 threads with 40 signatures evict cached programs and
+    plans all the time; the interpreter switches threads as often as it can."""
+    x = mg.input_variable(("H",), dtype=np.float64)
+    y = mg.reduce_sum(x * 2.0 + 1.0)
+    calls = scaled(150)
+
+    def work(i):
+        for k in range(calls):
+            n = 1 + (k * 7 + i) % 40
+            assert y.eval({x: np.ones((1, n))})[0] == 3.0 * n
+            assert np.all(y.grad({x: np.ones((1, n))}, wrt=x) == 2.0)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        _, errors = _in_threads(work, 8)
+    finally:
+        sys.setswitchinterval(interval)
+    escapes = sum(not is_clean(e) for e in errors)
+    record("threads: eval/grad, many signatures", 8 * calls * 2, len(errors) - escapes, escapes)
+    assert not errors, errors[:3]
 
 
 def _trainer(seed: int):
