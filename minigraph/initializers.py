@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .checks import check_seed
+from .limits import check_memory
 from .rng import init_rng
 
 LAYOUTS = ("dense", "conv", "conv_transpose")
@@ -85,6 +86,8 @@ class Initializer:
 
     def __call__(self, shape, dtype=np.float32) -> np.ndarray:
         shape = tuple(int(d) for d in shape)
+        # values are drawn in float64 first: check that before allocating (mg.set_memory_limit)
+        check_memory(math.prod(shape) * 8, f"the initial value of shape {shape}", hint="use smaller layers")
         rng = np.random.default_rng(self.seed) if self.seed is not None else init_rng()
         fan_in, fan_out = fans(shape, self.layout, self.filter_rank, self.output_rank)
         k = self.kind
