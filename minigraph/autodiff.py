@@ -28,7 +28,7 @@ import numpy as np
 
 from .checks import check_bool, check_seed
 from .errors import GraphError, ResourceError, ShapeError
-from .graph import Constant, Function, Node, Op, Parameter, Variable
+from .graph import Constant, Function, Node, Op, Parameter, Seed, Variable
 from .rng import ops_rng
 from .shape_inference import bind, bind_feed, feed_arrays, settle_dtypes
 from .shapes import shape_str
@@ -249,7 +249,7 @@ def _leaf_value(node: Node, arrays: Mapping[Variable, np.ndarray], given: Mappin
 
 
 def forward(root: Node, feed: Mapping[Any, Any], keep: Sequence[Node] = (), training: bool = False,
-            seed: int | None = None, for_backward: bool = True,
+            seed: Seed = None, for_backward: bool = True,
             given: Mapping[Node, np.ndarray] | None = None) -> ForwardState:
     """Run the graph of ``root``; see :meth:`minigraph.graph.Node.forward`. Nodes in ``keep`` that
     ``root`` does not depend on are computed in the same pass (e.g. a metric beside a loss).
@@ -315,7 +315,7 @@ def _unaliased(value: np.ndarray, leaf_arrays: list[np.ndarray | None]) -> np.nd
     return value
 
 
-def evaluate(root: Node, feed: Mapping[Any, Any], training: bool = False, seed: int | None = None) -> np.ndarray:
+def evaluate(root: Node, feed: Mapping[Any, Any], training: bool = False, seed: Seed = None) -> np.ndarray:
     """The value of ``root`` for ``feed``: ``(N, *root.shape)``."""
     return forward(root, feed, training=training, seed=seed, for_backward=False).values[root]
 
@@ -398,7 +398,7 @@ def backward(state: ForwardState, root_gradient: np.ndarray | None = None, wrt: 
 
 
 def grad(root: Node, feed: Mapping[Any, Any], wrt: Any = None, grad_root: np.ndarray | None = None,
-         training: bool = False, seed: int | None = None) -> Any:
+         training: bool = False, seed: Seed = None) -> Any:
     """Forward then backward; a dict for a list ``wrt`` (or None = all parameters), an array for one node."""
     state = forward(root, feed, training=training, seed=seed, for_backward=True)
     result = backward(state, grad_root, wrt)

@@ -35,6 +35,8 @@ _uids = itertools.count()
 _OPERATORS: dict[str, Callable[..., Node]] = {}
 _scope_stack: list[Scope] = []
 _Leaf = TypeVar("_Leaf", bound="Node")
+Seed = int | np.random.Generator | None
+"""A run's random seed: an int, a numpy Generator used as is, or None (the ops' shared generator)."""
 
 
 @dataclass(frozen=True)
@@ -224,7 +226,7 @@ class Node:
         return found[0]
 
     # execution (delegates to the autodiff engine) ------------------------------------------
-    def eval(self, feed: Mapping[Any, Any] | None = None, *, training: bool = False, seed: int | None = None,
+    def eval(self, feed: Mapping[Any, Any] | None = None, *, training: bool = False, seed: Seed = None,
              memory_limit: int | None = None) -> np.ndarray:
         """Run the graph and return this node's value, shape ``(N, *self.shape)``.
 
@@ -241,7 +243,7 @@ class Node:
         return autodiff.evaluate(self, feed or {}, training=training, seed=seed)
 
     def grad(self, feed: Mapping[Any, Any] | None = None, wrt: Any = None, grad_root: np.ndarray | None = None, *,
-             training: bool = False, seed: int | None = None) -> Any:
+             training: bool = False, seed: Seed = None) -> Any:
         """Gradients of this node's value (summed over every element; ``grad_root`` seeds another
         output gradient) w.r.t. ``wrt``: a dict by node for a list, an array for a single node.
         ``wrt=None`` means all parameters."""
@@ -250,7 +252,7 @@ class Node:
         return autodiff.grad(self, feed or {}, wrt=wrt, grad_root=grad_root, training=training, seed=seed)
 
     def forward(self, feed: Mapping[Any, Any] | None = None, keep: Sequence[Node] = (), *, training: bool = False,
-                seed: int | None = None, for_backward: bool = True,
+                seed: Seed = None, for_backward: bool = True,
                 given: Mapping[Node, np.ndarray] | None = None) -> ForwardState:
         """Run forward and keep what :meth:`backward` needs; returns a ``ForwardState`` whose
         ``values[node]`` holds this node's value and those of ``keep``. Nodes in ``keep`` need not
