@@ -247,7 +247,8 @@ class ImageFolder:
         height, width = self.size
         try:
             with _pillow().open(path) as im:
-                im = im.convert(self._mode)
+                if im.mode != self._mode:  # convert() copies even when the mode is already right
+                    im = im.convert(self._mode)
                 if im.size != (width, height):
                     im = im.resize((width, height), self._filter)
                 pixels = np.asarray(im)
