@@ -41,12 +41,13 @@ class OnnxNotInstalledError(MinigraphError, ImportError):
     """The optional ``onnx`` package is missing."""
 
 
-def _import_onnx():
+def require_onnx(caller: str = "export_onnx"):
+    """The onnx module, or OnnxNotInstalledError naming the extra to install (``caller`` needs it)."""
     try:
         import onnx
     except ImportError:
-        raise OnnxNotInstalledError("export_onnx needs the onnx package: pip install onnx "
-                                    "(and onnxruntime to run the exported file)") from None
+        raise OnnxNotInstalledError(f"{caller} needs the onnx package: pip install 'minigraph[onnx]' (or pip "
+                                    f"install onnx, and onnxruntime to run the files)") from None
     return onnx
 
 
@@ -535,7 +536,7 @@ def export_onnx(model: Node, path=None, *, opset: int = MIN_OPSET, input_names: 
     :class:`ExportError` naming the node; a missing ``onnx`` package raises
     :class:`OnnxNotInstalledError` (``pip install onnx``).
     """
-    onnx = _import_onnx()
+    onnx = require_onnx()
     input_names, output_name = _check_options(model, opset, input_names, output_name, batch_dim, onnx)
     order = model.topological_order()
     arguments = dict(zip(model.arguments, input_names))

@@ -33,7 +33,7 @@ import sympy as sp
 from . import ops
 from .errors import ModelFileError
 from .graph import Node, constant, input_variable, name_scope, parameter
-from .onnx_export import BINARY, PLAIN_UNARY, REDUCE
+from .onnx_export import BINARY, PLAIN_UNARY, REDUCE, OnnxNotInstalledError, require_onnx  # noqa: F401 (re-exported)
 from .ops import conv_geometry as geo
 from .ops.base import OPS, make
 from .shapes import Dim, dim, is_known, make_dim, shape_str
@@ -44,19 +44,6 @@ MIN_OPSET = 11
 class OnnxImportError(ModelFileError):
     """An ONNX model that minigraph cannot import: an unsupported op or attribute, a malformed graph
     (missing initializer, cycle, wrong attribute type), or a size computation that is not constant."""
-
-
-class OnnxNotInstalledError(ModelFileError, ImportError):
-    """The optional ``onnx`` package is missing (``pip install 'minigraph[onnx]'``)."""
-
-
-def _import_onnx():
-    try:
-        import onnx
-    except ImportError:
-        raise OnnxNotInstalledError("import_onnx needs the onnx package: pip install 'minigraph[onnx]' "
-                                    "(or pip install onnx)") from None
-    return onnx
 
 
 class _BatchSize:
@@ -87,12 +74,14 @@ class Value:
 
 class Weight:
     """A float initializer: a Parameter (or Constant) once an op reads it as a tensor, a number when
-    an op reads it as a setting."""
+    an op reads it as a setting. Each ONNX node that reads it as a tensor gets its own copy: exporters
+    merge equal-valued tensors (PyTorch writes one initializer for every freshly zeroed bias and
+    running mean), which must not tie them when training. The first keeps the initializer's name, the
+    others get ``name_1``, ``name_2``..."""
 
     def __init__(self, name: str, array: np.ndarray):
         self.name, self.array = name, array
-        self.node: Node | None = None
-        self.role: str | None = None  # "parameter" / "statistic": what the first tensor use made it
+        self.nodes: dict[str, Node] = {}  # by the reading ONNX node's name
 
 
 @dataclass(frozen=True)
@@ -313,15 +302,13 @@ class Importer:
                              f"minigraph supports it only directly before Conv, MaxPool or AveragePool, where it "
                              f"becomes a padding mode")
         if isinstance(v, Weight):
-            if v.node is None:
+            key = f"{node.name}/{role}"  # a node reading it twice in one role (Mul(w, w)) shares one copy
+            if key not in v.nodes:
+                label = v.name if not v.nodes else f"{v.name}_{len(v.nodes)}"
                 make_param = self.trainable and role == "parameter"
-                v.node = (parameter(init=v.array, name=v.name) if make_param
-                          else constant(v.array, dtype=v.array.dtype, name=v.name))
-                v.role = role
-            elif v.role != role:
-                raise node.error(f"initializer {name!r} is used both as a {v.role} and as a {role}; minigraph "
-                                 f"keeps running statistics apart from parameters")
-            return Value(v.node, False)
+                v.nodes[key] = (parameter(init=v.array, name=label) if make_param
+                                else constant(v.array, dtype=v.array.dtype, name=label))
+            return Value(v.nodes[key], False)
         return Value(self.const_node(v, np.float32, name), False)
 
     def const_node(self, arr: np.ndarray, dtype, name: str = "") -> Node:
@@ -1546,7 +1533,7 @@ def import_onnx(model, input_shapes=None, trainable: bool = True, name: str | No
     >>> y = mg.layers.ConvolutionTranspose2D(4, 2, strides=2, lower_pad=1, upper_pad=1, name="up")(x)
     >>> back = mg.import_onnx(y.export_onnx())  # doctest: +SKIP
     """
-    onnx = _import_onnx()
+    onnx = require_onnx("import_onnx")
     if isinstance(trainable, bool) is False:
         raise TypeError(f"import_onnx: trainable must be a bool, got {trainable!r}")
     if name is not None and not isinstance(name, str):

@@ -228,3 +228,41 @@ def test_fine_tuned_model_exports_back_and_runs_in_onnx_runtime(tmp_path):
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(5).normal(size=(2, *shape)).astype(np.float32)
     np.testing.assert_allclose(sess.run(None, {"x": x})[0], y.eval({y.arguments[0]: x}), rtol=1e-4, atol=1e-5)
+
+
+def test_readme_bringing_a_model_in_runs_as_written(tmp_path, monkeypatch):
+    """The README section's code, with a narrow generator (nz=100 as written) and its weights saved
+    where the README loads them from."""
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Bringing a model in\n", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(code) == 2
+
+    class Generator(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.main = nn.Sequential(
+                nn.ConvTranspose2d(100, 16, 4, 1, 0, bias=False), nn.BatchNorm2d(16), nn.ReLU(True),
+                *[m for _ in range(3) for m in (nn.ConvTranspose2d(16, 16, 4, 2, 1, bias=False), nn.BatchNorm2d(16),
+                                                nn.ReLU(True))],
+                nn.ConvTranspose2d(16, 3, 4, 2, 1, bias=False), nn.Tanh())
+
+        def forward(self, x):
+            return self.main(x)
+
+    monkeypatch.chdir(tmp_path)
+    torch.save(trained_looking(Generator()).state_dict(), "netG.pth")
+    namespace = {"Generator": Generator,
+                 "target_images": np.random.default_rng(0).uniform(-1, 1, (16, 3, 64, 64)).astype(np.float32)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for block in code:
+            exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    g = namespace["g"]
+    assert g.name == "image" and g.shape == (3, 64, 64) and [v.name for v in g.arguments] == ["z"]
+    session = ort.InferenceSession("netG-tuned.onnx", providers=["CPUExecutionProvider"])
+    z = np.random.default_rng(1).normal(size=(2, 100, 1, 1)).astype(np.float32)
+    np.testing.assert_allclose(session.run(None, {"z": z})[0], g.eval({"z": z}), rtol=1e-4, atol=1e-5)
