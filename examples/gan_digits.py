@@ -18,6 +18,12 @@ With --tensorboard DIR (the demo: out/tb) it also writes a TensorBoard run: both
 discriminator's mean output on real and generated digits, the digits of one fixed noise batch every
 --image-every steps, and the generator's graph.
 
+With --distributed, launched as ``mpiexec -n 2 python examples/gan_digits.py --distributed``, it trains
+data-parallel over MPI: both learners are wrapped by ``data_parallel_distributed_learner``, every process
+draws the same minibatches and trains on its share of each (``np.array_split`` by rank), and rank 0
+alone judges and writes the outputs below. Each process keeps its own batch-normalization statistics
+(rank 0's are saved), so the digits are not bit-identical to a one-process run's.
+
 Writes to --out: samples.png (100 samples), samples.npy (the 1,000 judged samples, (N, 1, 8, 8) in
 [0, 1]), loss.png, graph.png (the generator), generator.mgz (load with mg.load_model), quality.json.
 """
@@ -30,6 +36,7 @@ import numpy as np
 import minigraph as mg
 from minigraph import layers as L
 from minigraph import learners
+from minigraph.distributed import Communicator, data_parallel_distributed_learner
 
 from _common import (
     DigitJudge,
@@ -91,8 +98,10 @@ def build(width: int = 32):
 
 def make_learner(params, args):
     if args.adam:
-        return learners.adam(params, args.lr or ADAM_LR, momentum=0.5)
-    return learners.momentum_sgd(params, args.lr or SGD_LR, args.momentum)
+        learner = learners.adam(params, args.lr or ADAM_LR, momentum=0.5)
+    else:
+        learner = learners.momentum_sgd(params, args.lr or SGD_LR, args.momentum)
+    return data_parallel_distributed_learner(learner) if args.distributed else learner
 
 
 def trainer(net, args, progress_writers=()) -> mg.GANTrainer:
@@ -113,17 +122,22 @@ def minibatches(args, steps: int):
     images, _ = digits()
     rng = np.random.default_rng(args.seed)
     batch, shape = args.batch, (args.batch, 1, 8, 8)
+    share = np.array_split(np.arange(batch), Communicator.size())[Communicator.rank()]  # all of it on one process
     for _ in range(steps):
         z = rng.standard_normal((batch, Z)).astype(np.float32)
         fake_noise = (args.noise * rng.standard_normal(shape)).astype(np.float32)
-        yield {"z": z, "real": images[rng.integers(0, len(images), batch)], "fake_noise": fake_noise,
-               "real_noise": (args.noise * rng.standard_normal(shape)).astype(np.float32)}
+        feed = {"z": z, "real": images[rng.integers(0, len(images), batch)], "fake_noise": fake_noise,
+                "real_noise": (args.noise * rng.standard_normal(shape)).astype(np.float32)}
+        yield {name: value[share] for name, value in feed.items()}
 
 
-def train(net, args, steps: int, judge: DigitJudge) -> tuple[dict, list]:
+def train(net, args, steps: int, judge: DigitJudge | None) -> tuple[dict, list]:
     """Alternate discriminator and generator steps; returns both loss curves and the quality
-    measured every ``--eval-every`` steps."""
-    tb = tensorboard_writer(args, net["fake"], freq=args.log_every)  # --tensorboard DIR: losses, D outputs, samples
+    measured every ``--eval-every`` steps. ``judge`` is None on the processes of a distributed run
+    that do not write (all but rank 0)."""
+    writes = judge is not None
+    # --tensorboard DIR: losses, D outputs, samples
+    tb = tensorboard_writer(args, net["fake"], freq=args.log_every) if writes else None
     gan = trainer(net, args, [tb] if tb else [])
     fixed_z = np.random.default_rng(args.seed + 2).standard_normal((64, Z)).astype(np.float32)  # the same digits
     progress = []
@@ -134,7 +148,7 @@ def train(net, args, steps: int, judge: DigitJudge) -> tuple[dict, list]:
             bar.update()
             if tb is not None:
                 log_step(tb, gan, net, fixed_z, step, steps, args)
-            if args.eval_every and step % args.eval_every == 0 and step < steps:
+            if writes and args.eval_every and step % args.eval_every == 0 and step < steps:
                 q = judge.judge(sample(net, args.samples, args.seed + 1))
                 progress.append([step, q["confidence"], q["classes"], q["fid"]])
                 bar.write(f"step {step}: confidence {q['confidence']:.3f}, classes covered {q['classes']}/10, "
@@ -171,7 +185,15 @@ def arguments(argv=None):
                    help="with --tensorboard: write the fixed-noise samples every N steps (default 250)")
     p.add_argument("--eval-every", type=int, default=0,
                    help="also judge the samples every N steps (default: at the end)")
+    p.add_argument("--distributed", action="store_true",
+                   help="train data-parallel over MPI: launch with mpiexec -n K (each process trains on 1/K of "
+                        "every minibatch; rank 0 writes the outputs)")
     args = p.parse_args(argv)
+    if Communicator.size() > 1 and not args.distributed:
+        raise SystemExit("launched by mpiexec with several processes: add --distributed")
+    if args.distributed and args.batch < Communicator.size():
+        raise SystemExit(f"--batch {args.batch} gives some of the {Communicator.size()} processes no sample")
+    args.no_progress = args.no_progress or not Communicator.is_main()  # one progress bar, on rank 0
     for option in ("log_every", "image_every"):
         if getattr(args, option) <= 0:
             raise SystemExit(f"--{option.replace('_', '-')} must be positive, got {getattr(args, option)}")
@@ -182,11 +204,13 @@ def main(argv=None) -> dict:
     args = arguments(argv)
     steps = setup(args, QUICK_STEPS, FULL_STEPS)
     clock = Stopwatch()
-    judge = DigitJudge(args.seed)
+    judge = DigitJudge(args.seed) if Communicator.is_main() else None
     net = build()
     train_clock = Stopwatch()
     losses, progress = train(net, args, steps, judge)
     train_seconds = train_clock.seconds
+    if judge is None:  # another process of a distributed run: rank 0 judges and writes
+        return {}
 
     samples = sample(net, args.samples, args.seed + 1)
     quality = judge.judge(samples)

@@ -196,3 +196,29 @@ def test_an_exception_on_one_process_ends_the_job(tmp_path):
     assert "rank 1 of 2 failed; aborting the job" in done.stderr
     assert "has no samples" in done.stderr  # the original message, printed on the failing rank
     assert elapsed < 30, elapsed
+
+
+# --- the demo GAN -------------------------------------------------------------------------------
+def _gan_digits(out, *extra, processes: int = 1):
+    command = [sys.executable, str(WORKER.parent.parent / "examples" / "gan_digits.py"), "--quick", "--steps", "20",
+               "--samples", "200", "--out", str(out), "--no-progress", *extra]
+    if processes > 1:
+        command = [MPIEXEC, "-n", str(processes), *command]
+    done = subprocess.run(command, env={**_env(), "MPLBACKEND": "Agg"}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout, np.load(out / "samples.npy")
+
+
+def test_demo_gan_with_distributed_on_one_process_is_the_plain_run(tmp_path):
+    _, plain = _gan_digits(tmp_path / "plain")
+    _, wrapped = _gan_digits(tmp_path / "wrapped", "--distributed")
+    assert np.array_equal(plain, wrapped)
+
+
+@needs_mpi
+def test_demo_gan_trains_on_two_processes(tmp_path):
+    stdout, samples = _gan_digits(tmp_path, "--distributed", processes=2)
+    assert samples.shape == (200, 1, 8, 8)
+    for name in ("samples.png", "loss.png", "generator.mgz", "quality.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert stdout.count("mean classifier confidence") == 1  # rank 0 alone judges and prints
