@@ -22,6 +22,7 @@ from tqdm import tqdm
 from . import rng
 from .archive import library_version, read_archive, require_array, write_archive
 from .callbacks import CallbackList
+from .checks import check_seed
 from .data import MinibatchSource
 from .distributed import Communicator, DistributedLearner, abort_on_error
 from .errors import DataError, GraphError, ModelFileError, TrainingError
@@ -290,6 +291,7 @@ class Trainer:
         """
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"fit: epochs must be an int >= 0, got {epochs!r}")
+        seed = check_seed(seed, "fit")
         if isinstance(data, MinibatchSource):
             given = [k for k, v in (("minibatch_size", minibatch_size), ("shuffle", shuffle), ("seed", seed))
                      if v is not None]

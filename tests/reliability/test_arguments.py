@@ -85,6 +85,13 @@ def test_seeds_and_dtypes_everywhere():
                   (f"parameter(dtype={value!r})", lambda v=value: mg.parameter((2,), dtype=v), valid),
                   (f"constant(dtype={value!r})", lambda v=value: mg.constant([1.0], dtype=v), valid),
                   (f"cast(dtype={value!r})", lambda v=value: mg.cast(mg.input_variable(3), v), valid)]
+    x, t = mg.input_variable((2,), name="x"), mg.input_variable((1,), name="t")
+    y = mg.layers.Dense(1)(x)
+    trainer = mg.Trainer(y, mg.squared_error(y, t), mg.learners.sgd(y.parameters, lr=0.1))
+    data = {x: np.ones((4, 2), np.float32), t: np.ones((4, 1), np.float32)}
+    for value, valid in SEEDS:
+        cases.append((f"Trainer.fit(seed={value!r})", lambda v=value: trainer.fit(data, seed=v, progress=False),
+                      valid and not isinstance(value, np.random.Generator)))
     mg.set_seed(0)
     _judge("arguments: seeds and dtypes", cases)
 
