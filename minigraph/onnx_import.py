@@ -564,9 +564,7 @@ def _elu(node):
 @imports("Clip")
 def _clip(node):
     v = node.value(0)
-    low, high = -np.inf, np.inf
-    if node.opset < 11:  # pragma: no cover - MIN_OPSET is 11; kept as the attribute form's reader
-        low, high = node.float("min", low), node.float("max", high)
+    low, high = node.float("min", -np.inf), node.float("max", np.inf)  # the attribute form (opsets < 11)
     for i, what in ((1, "min"), (2, "max")):
         if node.has(i):
             arr = node.const(i, f"Clip {what}")
