@@ -61,6 +61,13 @@ def _arrays(items) -> list[int]:
     return [i for i, (n, _) in enumerate(items) if n.endswith(".npy")]
 
 
+def _one_array(data, rng, keep=lambda payload: True):
+    """The archive's entries and the position of one array entry drawn at random (None if none)."""
+    items = entries(data)
+    at = [i for i in _arrays(items) if keep(items[i][1])]
+    return items, (at[int(rng.integers(len(at)))] if at else None)
+
+
 # bytes --------------------------------------------------------------------------------------------
 def flip_bytes(data, rng):
     out = bytearray(data)
@@ -190,22 +197,18 @@ NPY_HEADERS = [
 
 
 def npy_header(data, rng):
-    items = entries(data)
-    at = _arrays(items)
-    if not at:
+    items, i = _one_array(data, rng)
+    if i is None:
         return data, True
-    i = at[int(rng.integers(len(at)))]
     header = NPY_HEADERS[int(rng.integers(len(NPY_HEADERS)))]
     items[i] = (items[i][0], raw_npy(header, rng.bytes(12), [(1, 0), (2, 0), (3, 0), (9, 9)][int(rng.integers(4))]))
     return pack(items), False
 
 
 def npy_nested_zip(data, rng):
-    items = entries(data)
-    at = _arrays(items)
-    if not at:
+    items, i = _one_array(data, rng)
+    if i is None:
         return data, True
-    i = at[int(rng.integers(len(at)))]
     items[i] = (items[i][0], data)  # the whole archive where an array should be
     return pack(items), False
 
@@ -213,11 +216,9 @@ def npy_nested_zip(data, rng):
 def npy_retyped(data, rng):
     """The same values under another dtype or layout: only a native/byte-swapped/Fortran copy of the
     same float dtype may load (and must give the same results)."""
-    items = entries(data)
-    at = _arrays(items)
-    if not at:
+    items, i = _one_array(data, rng)
+    if i is None:
         return data, True
-    i = at[int(rng.integers(len(at)))]
     arr = np.load(io.BytesIO(items[i][1]))
     choice = int(rng.integers(7))
     preserves = choice >= 4
@@ -231,11 +232,9 @@ def npy_retyped(data, rng):
 
 
 def npy_nonfinite(data, rng):
-    items = entries(data)
-    at = [i for i in _arrays(items) if np.load(io.BytesIO(items[i][1])).size]
-    if not at:
+    items, i = _one_array(data, rng, lambda payload: np.load(io.BytesIO(payload)).size > 0)
+    if i is None:
         return data, True
-    i = at[int(rng.integers(len(at)))]
     arr = np.load(io.BytesIO(items[i][1])).copy()
     arr.reshape(-1)[int(rng.integers(arr.size))] = [np.nan, np.inf, -np.inf][int(rng.integers(3))]
     items[i] = (items[i][0], npy(arr))
@@ -243,15 +242,14 @@ def npy_nonfinite(data, rng):
 
 
 # manifest JSON --------------------------------------------------------------------------------------
-def _paths(value, prefix=()):
-    """Every path (tuple of keys/indices) into a JSON value."""
-    yield prefix
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _paths(v, prefix + (k,))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _paths(v, prefix + (i,))
+def json_paths(value, prefix=(), leaves_only=False):
+    """Every path (tuple of keys/indices, the empty one excepted) into a JSON value; with
+    ``leaves_only`` only those of values that are neither objects nor arrays."""
+    container = isinstance(value, (dict, list))
+    if prefix and not (leaves_only and container):
+        yield prefix
+    for k, v in (value.items() if isinstance(value, dict) else enumerate(value) if container else ()):
+        yield from json_paths(v, prefix + (k,), leaves_only)
 
 
 def _get(value, path):
@@ -296,7 +294,7 @@ def mutated_value(old, rng):
 def json_value(data, rng):
     """One value anywhere in the manifest replaced by another (by its type)."""
     manifest = manifest_of(data)
-    paths = [p for p in _paths(manifest) if p]
+    paths = list(json_paths(manifest))
     path = paths[int(rng.integers(len(paths)))]
     new = _set(manifest, path, mutated_value(_get(manifest, path), rng))
     preserves = path[-1:] == ("minigraph_version",)

@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 import pytest
-from archive_mutations import entries, manifest_of, pack, raw_npy, with_manifest
+from archive_mutations import entries, json_paths, manifest_of, pack, raw_npy, with_manifest
 
 import minigraph as mg
 from minigraph.errors import MinigraphError
@@ -75,16 +75,7 @@ def _model_file(tmp_path):
 
 def _text_places(manifest):
     """Paths to every string and number in a manifest a payload may replace."""
-    def walk(value, path):
-        if isinstance(value, dict):
-            for k, v in value.items():
-                yield from walk(v, path + (k,))
-        elif isinstance(value, list):
-            for i, v in enumerate(value):
-                yield from walk(v, path + (i,))
-        elif path and path[0] != "format":
-            yield path
-    return list(walk(manifest, ()))
+    return [p for p in json_paths(manifest, leaves_only=True) if p[0] != "format"]
 
 
 def _replaced(manifest, path, text):

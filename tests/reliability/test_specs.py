@@ -11,7 +11,7 @@ import traceback
 
 import numpy as np
 import pytest
-from archive_mutations import mutated_value
+from archive_mutations import json_paths, mutated_value
 
 import minigraph as mg
 from minigraph.errors import MinigraphError
@@ -93,14 +93,6 @@ def _judge(path, reference, preserves) -> tuple[str, str]:
 
 
 # mutations: (spec dict) -> (spec dict or raw text, preserves) ------------------------------------------
-def _paths(value, prefix=()):
-    if prefix:
-        yield prefix
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for k, v in items:
-        yield from _paths(v, prefix + (k,))
-
-
 def _at(spec, path):
     for k in path[:-1]:
         spec = spec[k]
@@ -108,7 +100,7 @@ def _at(spec, path):
 
 
 def value_mutation(spec, rng):
-    paths = list(_paths(spec))
+    paths = list(json_paths(spec))
     path = paths[int(rng.integers(len(paths)))]
     parent = _at(spec, path)
     parent[path[-1]] = mutated_value(parent[path[-1]], rng)
