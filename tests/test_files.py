@@ -50,3 +50,15 @@ def test_a_new_file_gets_the_umask_default(tmp_path):
     finally:
         os.umask(old)
     assert os.stat(tmp_path / "new.bin").st_mode & 0o777 == 0o640
+
+
+def test_json_from_files_is_bounded_and_unambiguous():
+    from minigraph.files import MAX_NESTING, check_nesting, loads_json
+    assert loads_json(b'{"a": ["[[[[", {"b": 2}]}') == {"a": ["[[[[", {"b": 2}]}  # brackets in strings
+    check_nesting(b"[" * MAX_NESTING + b"]" * MAX_NESTING)
+    with pytest.raises(ValueError, match="nest 100000 deep"):
+        loads_json(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(ValueError, match="key 'a' appears twice"):
+        loads_json(b'{"a": 1, "a": 2}')
+    with pytest.raises(ValueError, match="not UTF-8"):
+        loads_json(b'{"a": "\xff"}')
