@@ -35,6 +35,13 @@ def layer_specs(draw, rank: int):
     if kind == "conv_transpose" and draw(st.integers(0, 3)) == 0:
         spec["output_shape"] = per_axis((1, 2, 4, 7, 9))
     spec["relu"] = draw(st.booleans())
+    spec["layer"] = draw(st.integers(0, 3)) == 0  # the layer (parameters, bias) rather than the op
+    if spec["layer"]:
+        spec["depthwise"] = False
+        if kind == "conv_transpose":
+            spec["dilation"] = (1,) * rank
+        if not isinstance(spec["pad"], tuple):
+            spec["pad"] = bool(spec["pad"] is True or spec["pad"] in ("same_upper", "same_lower"))
     return spec
 
 
@@ -66,14 +73,26 @@ def build(spec: dict, x: mg.Variable, weights: dict) -> mg.Node:
         pads = ({"lower_pad": layer["pad"][0], "upper_pad": layer["pad"][1]} if isinstance(layer["pad"], tuple)
                 else {"auto_padding": layer["pad"]})
         options = dict(strides=layer["strides"], dilation=layer["dilation"], groups=groups, **pads)
-        if transposed:
+        if layer["layer"]:
+            y = _layer(layer, out, spec["seed"] + i, pads)(y)
+        elif transposed:
             y = mg.convolution_transpose(mg.constant(w), y, output_shape=layer.get("output_shape"), **options)
         else:
             y = mg.convolution(mg.constant(w), y, **options)
-        if layer["relu"]:
+        if layer["relu"] and not layer["layer"]:
             y = mg.relu(y) + mg.constant(np.full((out,) + (1,) * spec["rank"], 0.5))
         channels = out
     return y
+
+
+def _layer(layer: dict, out: int, seed: int, pads: dict) -> mg.layers.Layer:
+    """The layer form of a convolution spec; its initializer's seed makes both builds' weights equal."""
+    pads = {"pad": pads["auto_padding"]} if "auto_padding" in pads else pads
+    common = dict(num_filters=out, strides=layer["strides"], init=mg.initializers.glorot_uniform(seed=seed),
+                  init_bias=0.25, activation=mg.relu if layer["relu"] else mg.layers.identity, **pads)
+    if layer["kind"] == "conv_transpose":
+        return mg.layers.ConvolutionTranspose(layer["kernel"], output_shape=layer.get("output_shape"), **common)
+    return mg.layers.Convolution(layer["kernel"], dilation=layer["dilation"], **common)
 
 
 def run(make, feed_shape, seed):
