@@ -376,7 +376,8 @@ def test_symbolic_geometry(case):
 # errors and options ------------------------------------------------------------------------------------
 def test_every_op_but_the_losses_has_a_converter():
     from minigraph.ops.base import OPS
-    losses = {"SquaredError", "BinaryCrossEntropy", "CrossEntropyWithSoftmax", "ClassificationError"}
+    losses = {"SquaredError", "BinaryCrossEntropy", "BinaryCrossEntropyWithLogits", "CrossEntropyWithSoftmax",
+              "ClassificationError"}
     assert set(OPS) - set(CONVERTERS) == losses
 
 
