@@ -560,6 +560,8 @@ class Op:
     differentiable = True
     updates_inputs: tuple = ()  # input slots whose constants forward updates in place when training
     uses_bindings = False  # if True, the run-time shape pass adds attrs["bindings"] (name -> int) for infer
+    file_defaults: Mapping[str, Any] = {}  # attributes added after model files were written without them:
+    # the value that keeps those files' behaviour (a file lacking any other attribute is refused)
 
     def infer(self, in_shapes: Sequence[Sequence[DimLike]], in_dtypes: Sequence[np.dtype | None],
               attrs: Mapping[str, Any], label: str) -> Inferred:

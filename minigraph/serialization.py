@@ -200,10 +200,12 @@ def _canonical(attributes: Mapping) -> str:
 def rebuild_function(op_name: str, inputs: list, attributes: dict, name: str) -> Function:
     """The function node a saved record describes, made by its op's public function (see
     :data:`minigraph.ops.base.BUILDERS`): a file gets every argument check a call gets, and its
-    attributes must be exactly those that function stores (none unknown, none left to a default)."""
+    attributes must be exactly those that function stores (none unknown, none left to a default but
+    the op's ``file_defaults``: attributes newer than the file, given the value of the file's time)."""
     builder = BUILDERS.get(op_name)
     if builder is None:
         raise ValueError(f"op {op_name!r} names no public function to rebuild it (export(builds=...))")
+    attributes = {**OPS[op_name].file_defaults, **attributes}  # files older than an attribute keep their meaning
     params = inspect.signature(builder).parameters.values()
     if not any(p.kind is p.VAR_POSITIONAL for p in params):  # splice takes any number
         wanted = sum(1 for p in params if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty
