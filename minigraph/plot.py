@@ -384,16 +384,16 @@ def _layer_label(scope: Scope, members: list[Node], root: Node, show_shapes: boo
 
 
 # rendering --------------------------------------------------------------------------------------
-def svg_text(root: Node, **options) -> str | None:
-    """The graph of ``root`` as SVG text (what notebooks display), or ``None`` when the graphviz
-    package or its ``dot`` program is missing (the node then shows as text)."""
-    try:
 def mimebundle(root: Node) -> dict:
     """What Jupyter shows for a node: the picture of its graph (SVG from Graphviz) and its repr."""
     svg = svg_text(root)
     return {"text/plain": repr(root), **({"image/svg+xml": svg} if svg else {})}
 
 
+def svg_text(root: Node, **options) -> str | None:
+    """The graph of ``root`` as SVG text (what notebooks display), or ``None`` when the graphviz
+    package or its ``dot`` program is missing (the node then shows as text)."""
+    try:
         import graphviz
     except ImportError:
         return None
