@@ -390,3 +390,17 @@ def test_ops_match_onnx_runtime(case):
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     record("hand-built graphs of every op vs ONNX Runtime", got, want)
+
+
+@pytest.mark.parametrize("nodes, inits", [
+    ([helper.make_node("Pad", ["x", "p"], ["y"])], [_init("p", np.array([0, 0, 0, 0, 0, 0, 10**9, 0], I64))]),
+    ([helper.make_node("Resize", ["x", "", "sc"], ["y"], mode="nearest", coordinate_transformation_mode="asymmetric",
+                       nearest_mode="floor")], [_init("sc", np.array([1, 1, 10**5, 10**5], np.float32))]),
+    ([helper.make_node("ConstantOfShape", ["s"], ["c"]), helper.make_node("Add", ["x", "c"], ["y"])],
+     [_init("s", np.array([10**6, 10**6], I64))]),
+    ([helper.make_node("Range", ["a", "b", "d"], ["r"]), helper.make_node("Reshape", ["x", "r"], ["y"])],
+     [_init("a", np.array(0, I64)), _init("b", np.array(10**12, I64)), _init("d", np.array(1, I64))]),
+])
+def test_absurd_sizes_are_refused_before_allocating(nodes, inits):
+    with pytest.raises(OnnxImportError, match="at most 16777216 elements"):
+        import_onnx(model_of(nodes, initializers=inits))

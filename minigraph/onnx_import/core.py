@@ -4,6 +4,7 @@ folded ``np.ndarray`` numbers, pending pads), typed attribute access (:class:`On
 helpers the op importers use."""
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -198,6 +199,18 @@ class OnnxNode:
         if arr.dtype.kind not in "iu" and arr.dtype != object:
             raise self.error(f"{what} ({self.inputs[i]!r}) must be integers, got dtype {arr.dtype}")
         return [plain_int(v, self, what) for v in arr.reshape(-1)]
+
+
+MAX_ELEMENTS = 1 << 24
+"""The most elements a tensor the importer makes itself may have (folded sizes, padding blocks,
+upsampling masks): files asking for more are refused before anything is allocated."""
+
+
+def check_elements(node: OnnxNode, shape, what: str) -> None:
+    count = math.prod(int(d) for d in shape)
+    if any(int(d) < 0 for d in shape) or count > MAX_ELEMENTS:
+        raise node.error(f"{what} of shape {tuple(int(d) for d in shape)} ({count} elements) is refused: the "
+                         f"importer makes tensors of at most {MAX_ELEMENTS} elements itself")
 
 
 def plain_int(v, node: OnnxNode, what: str) -> int:
@@ -532,6 +545,8 @@ def pad_axis(node, y: Node, axis: int, lo: int, hi: int, fill: float) -> Node:
     for count in (lo, hi):
         block = list(y.shape)
         block[axis] = count
+        if count:
+            check_elements(node, block, "padding")
         parts.append(constant(np.full(block, fill, y.dtype), dtype=y.dtype) if count else None)
     return ops.splice(*[p for p in (parts[0], y, parts[1]) if p is not None], axis=axis)
 

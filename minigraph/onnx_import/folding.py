@@ -12,7 +12,7 @@ import sympy as sp
 from .. import ops
 from ..graph import constant
 from ..shapes import Dim, is_known, make_dim, shape_str
-from .core import BATCH, Ones, Value, Weight, imports, plain_int, size_vector
+from .core import BATCH, Ones, Value, Weight, check_elements, imports, plain_int, size_vector
 
 
 @imports("Shape")
@@ -99,8 +99,7 @@ def _constant_of_shape(node):
     if raw.dtype == object and raw.size and raw[0] is BATCH and fill[0] == 1:
         return [Ones(tuple(raw[1:]))]
     shape = node.const_ints(0, "shape")
-    if math.prod(shape) > 1 << 26:
-        raise node.error(f"shape {shape} is too large for a folded constant")
+    check_elements(node, shape, "ConstantOfShape")
     return [np.full(shape, fill[0], fill.dtype)]
 
 
@@ -109,6 +108,7 @@ def _range(node):
     start, limit, delta = (node.const(i, "Range input").reshape(()) for i in range(3))
     if delta == 0:
         raise node.error("delta is 0")
+    check_elements(node, [max(math.ceil((float(limit) - float(start)) / float(delta)), 0)], "Range")
     return [np.arange(start, limit, delta).astype(np.result_type(start, limit, delta))]
 
 
@@ -129,6 +129,7 @@ def _expand(node):
         return [Value(y, True)]
     shape = node.const_ints(1, "shape")
     if isinstance(raw, np.ndarray):
+        check_elements(node, np.broadcast_shapes(raw.shape, tuple(shape)), "Expand")
         return [raw * np.ones(shape, raw.dtype)]
     x = node.value(0)
     full = [BATCH, *x.node.shape] if x.batched else list(x.node.shape)

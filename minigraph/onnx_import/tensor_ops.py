@@ -19,6 +19,7 @@ from .core import (
     against_batch,
     axes_of,
     broadcast_operands,
+    check_elements,
     elements,
     imports,
     reshaped,
@@ -412,7 +413,11 @@ def _resize(node):
     factors = [int(s) for s in scales[1:]]
     shape = x.node.shape
     split = [d for size, f in zip(shape, factors) for d in (size, 1)]
-    ones = constant(np.ones([d for f in factors for d in (1, f)], x.node.dtype), dtype=x.node.dtype)
+    mask = [d for f in factors for d in (1, f)]
+    check_elements(node, mask, "the upsampling mask")
+    if all(is_known(d) for d in shape):
+        check_elements(node, [d * f for d, f in zip(shape, factors)], "the upsampled output (per sample)")
+    ones = constant(np.ones(mask, x.node.dtype), dtype=x.node.dtype)
     spread = ops.reshape(x.node, tuple(split)) * ones
     return [Value(ops.reshape(spread, tuple(size * f for size, f in zip(shape, factors))), True)]
 
