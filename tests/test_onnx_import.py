@@ -371,6 +371,7 @@ OP_CASES = {  # name: (opset, input shape, nodes, initializers)
         helper.make_node("Dropout", ["x", "r"], ["a"]), helper.make_node("Identity", ["a"], ["b"]),
         helper.make_node("Constant", [], ["k"], value_float=2.0), helper.make_node("Mul", ["b", "k"], ["c"]),
         helper.make_node("Cast", ["c"], ["y"], to=TP.FLOAT)], [_init("r", np.float32(0.3))]),
+    "Dropout ratio attribute (opset 11)": (11, (4,), [helper.make_node("Dropout", ["x"], ["y"], ratio=0.2)], []),
     "Resize nearest": (13, (2, 3, 4), [helper.make_node("Resize", ["x", "", "sc"], ["y"], mode="nearest",
                                                         coordinate_transformation_mode="asymmetric",
                                                         nearest_mode="floor")],
@@ -408,3 +409,16 @@ def test_ops_match_onnx_runtime(case):
 def test_absurd_sizes_are_refused_before_allocating(nodes, inits):
     with pytest.raises(OnnxImportError, match="at most 16777216 elements"):
         import_onnx(model_of(nodes, initializers=inits))
+
+
+def test_dropout_stays_a_dropout_and_clip_reads_the_attribute_form():
+    m = model_of([helper.make_node("Dropout", ["x"], ["a"], ratio=0.25), helper.make_node("Clip", ["a"], ["y"],
+                                                                                          min=-0.5, max=0.5)],
+                 inputs=[helper.make_tensor_value_info("x", TP.FLOAT, ["N", 1000])], opset=11)
+    y = import_onnx(m)
+    drop = next(n for n in y.topological_order() if n.op_name == "Dropout")
+    assert drop.attributes["dropout_rate"] == 0.25
+    x = _f(2, 1000)
+    np.testing.assert_array_equal(y.eval({"x": x}), np.clip(x, -0.5, 0.5))
+    trained = y.eval({"x": x}, training=True, seed=0)
+    assert 0.15 < np.mean(trained == 0) < 0.35

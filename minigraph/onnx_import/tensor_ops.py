@@ -206,7 +206,7 @@ def _dropout(node):
     """Dropout stays a dropout (active in training mode, the identity in eval): fine-tuning drops as
     the original model did."""
     x = node.value(0)
-    rate = 0.5
+    rate = node.float("ratio", 0.5)  # an attribute up to opset 11, an input from opset 12
     if node.has(1):
         rate = float(node.const(1, "ratio").reshape(()))
     if node.has(2) and bool(node.const(2, "training_mode").reshape(())):
