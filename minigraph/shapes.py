@@ -49,7 +49,22 @@ class _DimPrinter(StrPrinter):
             return f"({self._print(base)})**{self._print(exponent)}"
         return str(super()._print_Pow(expr))
 
+    def _exact_division(self, expr: sp.Expr) -> str | None:
+        """A dimension with fractional coefficients (sympy drops the floor of ``(H*(2*H + 3))//2``
+        because it knows the value is an integer) as ``(numerator)//denominator``, which is exact for
+        an integer value; None when every coefficient is an integer."""
+        if all(term.as_coeff_Mul()[0].is_Integer for term in sp.Add.make_args(expr)):
+            return None
+        num, den = sp.fraction(sp.together(expr))  # together may cancel the denominator: H*(H + 1)
+        return self._print(num) if den == 1 else f"({self._print(num)})//{self._print(den)}"
+
+    def _print_Add(self, expr: sp.Expr, order: str | None = None) -> str:
+        return self._exact_division(expr) or str(super()._print_Add(expr, order))
+
     def _print_Mul(self, expr: sp.Expr) -> str:
+        exact = self._exact_division(expr)
+        if exact is not None:
+            return exact
         # ``*`` and ``//`` bind equally tightly in Python, so a floor division inside a product
         # needs its own parentheses: 2*((H + 1)//2), not 2*(H + 1)//2.
         coeff, rest = expr.as_coeff_Mul()
