@@ -125,7 +125,13 @@ class Dim:
         if not isinstance(other, (int, Dim, sp.Expr)) or isinstance(other, bool):
             return NotImplemented
         diff = self.expr - _expr(other)
-        return bool(diff == 0 or sp.simplify(diff) == 0)
+        if diff == 0:
+            return True
+        if not diff.free_symbols:  # a nonzero number
+            return False
+        if not diff.has(sp.floor):  # a polynomial: zero exactly when its expansion is (cheap, unlike simplify)
+            return bool(sp.expand(diff) == 0)
+        return bool(sp.simplify(diff) == 0)
 
     def __ne__(self, other: object) -> bool:
         result = self.__eq__(other)
