@@ -25,9 +25,10 @@ class LoadResult(NamedTuple):
     unexpected_keys: list[str]
 
 
-def running_statistics(root: Node) -> list[Constant]:
-    """The constants that a training run of ``root``'s graph updates in place (``Op.updates_inputs``)."""
-    found = {n.inputs_direct[slot]: None for n in root.topological_order()
+def running_statistics(*roots: Node) -> list[Constant]:
+    """The constants that a training run of the graphs of ``roots`` updates in place: the inputs each
+    op declares in ``Op.updates_inputs`` (batch normalization's running statistics), by creation order."""
+    found = {n.inputs_direct[slot]: None for root in roots for n in root.topological_order()
              if isinstance(n, Function) for slot in n.op.updates_inputs}
     return sorted((c for c in found if isinstance(c, Constant)), key=lambda n: n.uid)
 

@@ -26,7 +26,7 @@ from .checks import check_seed
 from .data import MinibatchSource
 from .distributed import Communicator, DistributedLearner, abort_on_error
 from .errors import DataError, GraphError, ModelFileError, TrainingError
-from .graph import Constant, Function, Node, Parameter
+from .graph import Constant, Node, Parameter
 from .learners import Learner
 from .logging.base import (
     ProgressWriter,
@@ -36,6 +36,7 @@ from .logging.base import (
     write_test_progress,
     write_training_progress,
 )
+from .state_dict import running_statistics
 
 CHECKPOINT_FORMAT = "minigraph-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -58,11 +59,9 @@ def _sample_count(key, value, what: str) -> int:
 
 
 def _updated_in_place(roots: Sequence[Node]) -> list[Constant]:
-    """The constants that a training run of the graphs of ``roots`` changes: the inputs each op
-    declares it updates in place (``Op.updates_inputs``: batch normalization's running statistics)."""
-    found = {n.inputs_direct[slot]: None for r in roots for n in r.topological_order()
-             if isinstance(n, Function) for slot in n.op.updates_inputs}
-    return sorted(found, key=lambda n: n.uid)
+    """The constants that a training run of the graphs of ``roots`` changes (saved before each step
+    and restored when it fails)."""
+    return running_statistics(*roots)
 
 
 def _per_sample_mean(value: np.ndarray) -> float:
