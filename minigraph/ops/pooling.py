@@ -27,6 +27,7 @@ class PoolingOp(Op):
 
     name = "Pooling"
     saves_inputs = saves_output = False
+    backward_temporaries = 2.0
 
     def infer(self, in_shapes, in_dtypes, attrs, label):
         shape = tuple(in_shapes[0])
@@ -50,8 +51,11 @@ class PoolingOp(Op):
     def _windows(step):
         """Padded operand shape, where the operand sits in it, and one index per window offset.
 
-        Negative pads (windows that stop before the end) need no padding: the windows just start
-        later (``base``) or leave trailing rows unused.
+        Only the offsets that reach the operand for some output are kept: the others read padding
+        alone, which never wins a max and is not counted by the average. So work and the padded
+        buffer scale with the operand, not the window (a window of 10**9 over 8 elements, padded
+        to fit, takes as long as a window of 15). Negative pads (windows that stop before the end)
+        need no padding: the windows just start later or leave trailing rows unused.
         """
         def plan():
             a = step.attrs
@@ -59,14 +63,19 @@ class PoolingOp(Op):
             rank = len(window)
             in_shape, out_shape = step.in_shapes[0], step.out_shape
             lead = len(in_shape) - rank
-            pad_lo = [max(lo, 0) for lo in a["lower_pad"]]
-            pad_hi = [max(hi, 0) for hi in a["upper_pad"]]
+            taps, pad_lo, pad_hi = [], [], []
+            for n, k, s, m, lo in zip(in_shape[lead:], window, strides, out_shape[lead:], a["lower_pad"]):
+                # output o, offset t reads operand element o*s - lo + t: keep t if it is in [0, n) for some o
+                first, last = max(0, lo - s * (m - 1)), min(k - 1, lo + n - 1)
+                taps.append(range(first, max(first, last) + 1))
+                pad_lo.append(max(0, lo - first))
+                pad_hi.append(max(0, max(first, last) - lo + s * (m - 1) - (n - 1)))
             base = [p - lo for p, lo in zip(pad_lo, a["lower_pad"])]
             sizes = out_shape[lead:]
             offsets = []
-            for taps in itertools.product(*(range(k) for k in window)):
+            for offset in itertools.product(*taps):
                 spatial = tuple(builtins.slice(b + t, b + t + s * (n - 1) + 1, s)
-                                for b, t, s, n in zip(base, taps, strides, sizes))
+                                for b, t, s, n in zip(base, offset, strides, sizes))
                 offsets.append((builtins.slice(None),) * (lead + 1) + spatial)
             padded = tuple(in_shape[:lead]) + tuple(n + lo + hi for n, lo, hi in zip(in_shape[lead:], pad_lo, pad_hi))
             inside = (builtins.slice(None),) * (lead + 1) + tuple(

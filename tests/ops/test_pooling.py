@@ -96,3 +96,23 @@ def test_backward_does_not_keep_the_operand(kind):
     state = y.forward({x: np.ones((3, 2, 6, 6))})
     assert h not in state.values
     check_gradients(y, {x: np.random.default_rng(0).standard_normal((3, 2, 6, 6))})
+
+
+@pytest.mark.parametrize("kind", ["max", "average"])
+@pytest.mark.parametrize("window,strides,pad", [
+    ((9, 15), (1, 2), True),           # windows longer than the operand, padded to fit
+    ((10**9, 10**9), (1, 3), True),    # absurd windows: only the offsets reaching the operand are run
+    ((10**9, 2), (2, 1), ("same_lower", False)),
+])
+def test_windows_longer_than_the_operand_cost_what_the_operand_costs(kind, window, strides, pad):
+    """The plan keeps only window offsets that reach a real element (as PyTorch clips its windows):
+    a 10**9 x 10**9 window over 5 x 6 elements runs like a 9 x 11 one, on symbolic and concrete sizes."""
+    data = np.random.default_rng(1).permutation(np.arange(2 * 2 * 5 * 6, dtype=np.float64)).reshape(2, 2, 5, 6) / 7
+    pads = pad if isinstance(pad, tuple) else (pad,) * len(window)
+    expected = np.stack([_oracle(d, kind, window, strides, pads) for d in data])
+    for shape in ((2, 5, 6), (2, "H", "W")):
+        x = variable(shape, "x")
+        y = mg.pooling(x, kind, window, strides, pad)
+        np.testing.assert_allclose(y.eval({x: data}), expected, rtol=1e-12)
+    x = variable((2, 5, 6), "x")
+    check_gradients(mg.pooling(x, kind, window, strides, pad), {x: data}, elementwise=False)
