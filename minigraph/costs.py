@@ -10,8 +10,10 @@ transient buffers (temporaries of its numpy expressions, im2col/col2im buffers s
 ``max_temp_mem_size_in_samples`` samples). Its ``peak_bytes`` is the most memory the run itself
 holds at one moment; parameters and fed arrays, which exist before the run, are not counted.
 
-The op rules below mirror the kernels of :mod:`minigraph.ops` (which arrays each forward and vjp
-allocates); ``tests/test_costs.py`` holds them to tracemalloc measurements of real runs.
+What each op's kernels allocate is declared on the op, next to its forward and vjp (:class:`~minigraph.graph.Op`'s
+``returns_view``, ``keeps_layout``, ``column_buffers``, ``forward_temporaries``, ``backward_temporaries``,
+``temporaries_per_input``, ``passes_gradient``); ``tests/test_costs.py`` holds the model to tracemalloc
+measurements of real runs.
 
 :func:`check_run` is what a memory limit (``mg.set_memory_limit`` or ``eval(..., memory_limit=)``) calls
 before a run: it raises :class:`~minigraph.errors.ResourceError` naming the estimate, the limit, the
@@ -33,22 +35,6 @@ from .limits import format_bytes, get_memory_limit
 from .shapes import Dim, DimLike, is_known, make_dim, names_of, num_elements
 
 __all__ = ["NodeCost", "Estimate", "node_costs", "estimate", "check_run"]
-
-_CONVS = ("Convolution", "ConvolutionTranspose")
-_VIEWS = ("Reshape", "Transpose", "Slice", "Cast")  # forward returns a view of its input (no new array)
-_LAYOUT_KEEPING = ("Plus", "Minus", "ElementTimes", "ElementDivide", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-                   "Softplus", "Exp", "Log", "Sqrt", "Square", "Abs", "Clip", "Negate", "BatchNormalization",
-                   "Dropout")
-# transient buffers of a forward / vjp beyond its result, in units of the output size (numpy temporaries)
-_FORWARD_TEMPS = {"Sigmoid": 3.0, "LeakyReLU": 1.25, "Softplus": 1.0, "Clip": 0.0, "BatchNormalization": 2.0,
-                  "LayerNormalization": 3.0, "Dropout": 2.0, "SquaredError": 2.0, "BinaryCrossEntropy": 4.0,
-                  "CrossEntropyWithSoftmax": 3.0, "Softmax": 2.0, "LogSoftmax": 2.0}
-_BACKWARD_TEMPS = {"ReLU": 1.25, "LeakyReLU": 1.25, "Sigmoid": 2.0, "Tanh": 2.0, "Softplus": 4.0, "Sqrt": 1.0,
-                   "Square": 1.0, "Abs": 1.0, "Log": 1.0, "Exp": 0.0, "Clip": 1.25, "ElementTimes": 1.0,
-                   "ElementDivide": 3.0, "BatchNormalization": 4.0, "LayerNormalization": 4.0, "Dropout": 0.0,
-                   "SquaredError": 3.0, "BinaryCrossEntropy": 5.0, "CrossEntropyWithSoftmax": 3.0,
-                   "Softmax": 2.0, "LogSoftmax": 2.0, "Pooling": 2.0}
-_PASS_GRADIENT = ("Plus", "Reshape", "Transpose", "Cast")  # vjp hands the same array on (Plus: to both inputs)
 
 
 @dataclass(frozen=True)
@@ -120,7 +106,7 @@ def _conv_sizes(shapes: list, out_shape: tuple, attrs: Mapping, transposed: bool
 
 def _multiply_adds(node: Function, shapes: list, out_shape: tuple, attrs: Mapping) -> DimLike:
     op = node.op_name
-    if op in _CONVS:
+    if node.op.column_buffers:
         c_in, c_out, kernel, in_cells, out_cells, _, _ = _conv_sizes(shapes, out_shape, attrs, op != "Convolution")
         groups = attrs.get("groups", 1)
         cells = out_cells if op == "Convolution" else in_cells
@@ -136,7 +122,7 @@ def _workspace(node: Function, shapes: list, out_shape: tuple, attrs: Mapping, i
     """Per-sample bytes of a convolution's forward buffers: correlate's im2col columns ``C*K x small``
     (plus the per-phase copy of the input), scatter's GEMM result ``O*K x small`` (plus a phase buffer)."""
     op = node.op_name
-    if op not in _CONVS:
+    if not node.op.column_buffers:
         return 0
     c_in, c_out, kernel, in_cells, _, big, small = _conv_sizes(shapes, out_shape, attrs, op != "Convolution")
     if op == "Convolution":
@@ -165,7 +151,7 @@ def node_costs(model: Node) -> list[NodeCost]:
         shapes = [x.shape for x in node.inputs_direct]
         attrs = node.attributes
         size = _itemsize(node)
-        output = 0 if node.op_name in _VIEWS else num_elements(node.shape) * size
+        output = 0 if node.op.returns_view else num_elements(node.shape) * size
         read = node.op.saves_output or any(c.op.saves_inputs for c in graph.successors(node))
         kept = (output if read and node is not model else 0) + _residual(node, output, size)
         out.append(NodeCost(node, output, _multiply_adds(node, shapes, node.shape, attrs),
@@ -226,7 +212,7 @@ class _Run:
             slots = [self.index[x] for x in node.inputs_direct]
             batched[i] = any(batched[s] for s in slots)
             first = next((s for s in slots if batched[s]), slots[0])
-            layout[i] = node.op_name in _CONVS or (node.op_name in _LAYOUT_KEEPING and layout[first])
+            layout[i] = node.op.column_buffers or (node.op.keeps_layout and layout[first])
             self.steps.append(_Step(node, slots, i, [self.shapes[s] for s in slots], self.shapes[i],
                                     bound.attrs[node], batched[i], layout[first]))
         self.batched = batched
@@ -239,13 +225,13 @@ class _Run:
     def forward_bytes(self, step: _Step, training: bool) -> tuple[int, int, int]:
         """``(output, transient, residual)`` bytes of one forward step."""
         op = step.node.op_name
-        out = 0 if op in _VIEWS else self.nbytes(step.index)
+        out = 0 if step.node.op.returns_view else self.nbytes(step.index)
         size = self.sizes[step.index]
         if op == "Dropout" and not training:
             return 0, 0, 0
-        if op in _CONVS:
+        if step.node.op.column_buffers:
             return out, self.conv_forward(step, size), 0
-        transient = int(_FORWARD_TEMPS.get(op, 0.0) * out)
+        transient = int(step.node.op.forward_temporaries * self._temporaries_unit(step, out))
         residual = 0
         if op == "BatchNormalization":
             residual = out  # xhat
@@ -260,9 +246,12 @@ class _Run:
             padded = any(lo != 0 or hi != 0 for lo, hi in zip(step.attrs["lower_pad"], step.attrs["upper_pad"]))
             residual = out // size * 4 if step.attrs["pooling_type"] == "max" else 0  # int32 winners
             transient = (ins if padded else 0) + residual
-        elif op in ("SquaredError", "BinaryCrossEntropy", "CrossEntropyWithSoftmax"):
-            transient = int(_FORWARD_TEMPS[op] * self.nbytes(step.slots[0]))
         return out, transient, residual if training else 0
+
+    def _temporaries_unit(self, step: _Step, out: int) -> int:
+        """Bytes an op's ``forward_temporaries`` / ``backward_temporaries`` count in: its output's, or its
+        first input's when the op declares ``temporaries_per_input``."""
+        return self.nbytes(step.slots[0]) if step.node.op.temporaries_per_input else out
 
     def _chunk(self, step: _Step) -> int:
         chunk = step.attrs.get("max_temp_mem_size_in_samples", 0) or 0
@@ -288,22 +277,17 @@ class _Run:
     # backward -----------------------------------------------------------------------------------
     def backward_bytes(self, step: _Step, needs: list) -> tuple[list[int], int]:
         """Bytes of the gradient each needed input gets (0: the same array passed on) and transient bytes."""
-        op = step.node.op_name
-        out = self.nbytes(step.index) if op not in _VIEWS else self.nbytes(step.slots[0])
+        op = step.node.op
+        out = self.nbytes(step.slots[0]) if op.returns_view else self.nbytes(step.index)
         grads = [self.nbytes(s) if need else 0 for s, need in zip(step.slots, needs)]
-        if op in _PASS_GRADIENT:
-            grads = [0 if self.batched[s] or op != "Plus" else self.nbytes(s) for s in step.slots]
+        if op.passes_gradient:
+            # an input without the batch axis gets the gradient summed over it (a new array) when the op
+            # broadcasts its inputs against each other (several inputs)
+            grads = [0 if self.batched[s] or len(step.slots) == 1 else self.nbytes(s) for s in step.slots]
             return [g if need else 0 for g, need in zip(grads, needs)], 0
-        if op == "Slice":
-            return grads, 0
-        if op in _CONVS:
+        if op.column_buffers:
             return grads, self.conv_backward(step, needs)
-        if op == "Times":
-            return grads, 0
-        temps = int(_BACKWARD_TEMPS.get(op, 0.0) * out)
-        if op in ("SquaredError", "BinaryCrossEntropy", "CrossEntropyWithSoftmax"):
-            temps = int(_BACKWARD_TEMPS[op] * self.nbytes(step.slots[0]))
-        return grads, temps
+        return grads, int(op.backward_temporaries * self._temporaries_unit(step, out))
 
     def conv_backward(self, step: _Step, needs: list) -> int:
         size = self.sizes[step.index]
@@ -358,7 +342,7 @@ def estimate(model: Node, batch: int = 1, training: bool = False,
     params = sum(int(math.prod(p.shape)) * _itemsize(p) for p in model.parameters)
     costs = node_costs(model)
     macs = sum(_concrete(c.multiply_adds, bound) for c in costs) * run.batch * (3 if training else 1)
-    workspace = max((run.conv_forward(s, run.sizes[s.index]) for s in run.steps if s.node.op_name in _CONVS),
+    workspace = max((run.conv_forward(s, run.sizes[s.index]) for s in run.steps if s.node.op.column_buffers),
                     default=0)
     peak, at = _simulate(run, model, training)
     activations = sum(_concrete(c.kept_bytes if training else c.output_bytes, bound) for c in costs) * run.batch
@@ -500,7 +484,7 @@ def _chunk_hint(model: Node, batch: int, training: bool, bindings: dict, limit: 
     """Suggest max_temp_mem_size_in_samples where the column buffers of a convolution decide the peak
     and processing the batch in chunks would fit the limit."""
     run = _Run(model, batch, bindings)
-    convs = [s for s in run.steps if s.node.op_name in _CONVS and run._chunk(s) == batch]
+    convs = [s for s in run.steps if s.node.op.column_buffers and run._chunk(s) == batch]
     if not convs:
         return ""
     result = estimate(model, batch, training, bindings)

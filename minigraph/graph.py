@@ -563,6 +563,29 @@ class Op:
     file_defaults: Mapping[str, Any] = {}  # attributes added after model files were written without them:
     # the value that keeps those files' behaviour (a file lacking any other attribute is refused)
 
+    # What the memory/compute model (minigraph.costs) needs to know of the op's kernels; each op declares
+    # its own values where it is defined, next to the forward and vjp they describe.
+    returns_view = False
+    """Whether forward returns a view of its (first) input: no new array (reshape, transpose, slice)."""
+    keeps_layout = False
+    """Whether the output keeps its first batched input's memory layout (elementwise ops): a batch-last
+    input (a convolution's output) gives a batch-last output."""
+    column_buffers = False
+    """Whether forward and vjp are GEMMs over im2col/col2im column buffers (a convolution: the node's
+    attributes carry its geometry); the output is laid out batch-last."""
+    forward_temporaries = 0.0
+    """Transient buffers forward allocates beyond its result (numpy temporaries), in multiples of the
+    output's size (of the first input's size when ``temporaries_per_input``)."""
+    backward_temporaries = 0.0
+    """Transient buffers vjp allocates beyond the gradients it returns, in the same units as
+    ``forward_temporaries``."""
+    temporaries_per_input = False
+    """Whether the temporaries are counted in multiples of the first input's size rather than the output's
+    (losses: their output is one number per sample)."""
+    passes_gradient = False
+    """Whether vjp hands the output gradient on as the same array (no new one) to every input with the
+    batch axis; an op with several inputs sums it over the batch for an input without one."""
+
     def infer(self, in_shapes: Sequence[Sequence[DimLike]], in_dtypes: Sequence[np.dtype | None],
               attrs: Mapping[str, Any], label: str) -> Inferred:
         raise NotImplementedError(f"{type(self).__name__} has no shape rule")

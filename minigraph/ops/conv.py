@@ -23,6 +23,7 @@ class _ConvolutionOp(Op):
     """Shared by both ops: argument checks, channel rules, run-time plan. Inputs: ``[map, operand]``."""
 
     saves_output = False
+    column_buffers = True
     transposed = False
     in_channel_axis = 1  # axis of the map that holds (input channels / groups)
 

@@ -18,6 +18,8 @@ class DropoutOp(Op):
 
     name = "Dropout"
     saves_inputs = saves_output = False
+    keeps_layout = True
+    forward_temporaries = 2.0  # the uniform draws and the boolean mask before it is scaled
 
     def infer(self, in_shapes, in_dtypes, attrs, label):
         return Inferred(tuple(in_shapes[0]))

@@ -22,11 +22,16 @@ def _sigmoid(x):
 
 
 class Unary(Op):
-    """``y = f(x)``; ``dy/dx = df(x, y)`` elementwise."""
+    """``y = f(x)``; ``dy/dx = df(x, y)`` elementwise. ``forward_temporaries`` / ``backward_temporaries``:
+    the numpy temporaries of ``f`` / ``g * df`` beyond their result, in multiples of the output size."""
 
-    def __init__(self, name: str, f: Callable, df: Callable, saves_inputs: bool = True, saves_output: bool = False):
+    keeps_layout = True
+
+    def __init__(self, name: str, f: Callable, df: Callable, saves_inputs: bool = True, saves_output: bool = False,
+                 forward_temporaries: float = 0.0, backward_temporaries: float = 0.0):
         self.name, self.f, self.df = name, f, df
         self.saves_inputs, self.saves_output = saves_inputs, saves_output
+        self.forward_temporaries, self.backward_temporaries = forward_temporaries, backward_temporaries
 
     def infer(self, in_shapes, in_dtypes, attrs, label):
         return Inferred(tuple(in_shapes[0]))
@@ -40,19 +45,25 @@ class Unary(Op):
 
 UNARY = {
     "negate": Unary("Negate", lambda x: -x, lambda x, y: -1.0, saves_inputs=False),
-    "relu": Unary("ReLU", lambda x: np.maximum(x, 0), lambda x, y: (x > 0).astype(x.dtype)),
+    "relu": Unary("ReLU", lambda x: np.maximum(x, 0), lambda x, y: (x > 0).astype(x.dtype), backward_temporaries=1.25),
     "leaky_relu": Unary("LeakyReLU", lambda x, alpha: np.where(x > 0, x, x * x.dtype.type(alpha)),
-                        lambda x, y, alpha: np.where(x > 0, 1.0, alpha).astype(x.dtype)),
-    "sigmoid": Unary("Sigmoid", _sigmoid, lambda x, y: y * (1 - y), saves_inputs=False, saves_output=True),
-    "tanh": Unary("Tanh", np.tanh, lambda x, y: 1 - y * y, saves_inputs=False, saves_output=True),
-    "softplus": Unary("Softplus", lambda x: np.logaddexp(x.dtype.type(0), x), lambda x, y: _sigmoid(x)),
+                        lambda x, y, alpha: np.where(x > 0, 1.0, alpha).astype(x.dtype),
+                        forward_temporaries=1.25, backward_temporaries=1.25),
+    "sigmoid": Unary("Sigmoid", _sigmoid, lambda x, y: y * (1 - y), saves_inputs=False, saves_output=True,
+                     forward_temporaries=3.0, backward_temporaries=2.0),
+    "tanh": Unary("Tanh", np.tanh, lambda x, y: 1 - y * y, saves_inputs=False, saves_output=True,
+                  backward_temporaries=2.0),
+    "softplus": Unary("Softplus", lambda x: np.logaddexp(x.dtype.type(0), x), lambda x, y: _sigmoid(x),
+                      forward_temporaries=1.0, backward_temporaries=4.0),
     "exp": Unary("Exp", np.exp, lambda x, y: y, saves_inputs=False, saves_output=True),
-    "log": Unary("Log", np.log, lambda x, y: 1 / x),
-    "sqrt": Unary("Sqrt", np.sqrt, lambda x, y: 0.5 / y, saves_inputs=False, saves_output=True),
-    "square": Unary("Square", np.square, lambda x, y: 2 * x),
-    "abs": Unary("Abs", np.abs, lambda x, y: np.sign(x)),
+    "log": Unary("Log", np.log, lambda x, y: 1 / x, backward_temporaries=1.0),
+    "sqrt": Unary("Sqrt", np.sqrt, lambda x, y: 0.5 / y, saves_inputs=False, saves_output=True,
+                  backward_temporaries=1.0),
+    "square": Unary("Square", np.square, lambda x, y: 2 * x, backward_temporaries=1.0),
+    "abs": Unary("Abs", np.abs, lambda x, y: np.sign(x), backward_temporaries=1.0),
     "clip": Unary("Clip", lambda x, min_value, max_value: np.clip(x, min_value, max_value),
-                  lambda x, y, min_value, max_value: ((x >= min_value) & (x <= max_value)).astype(x.dtype)),
+                  lambda x, y, min_value, max_value: ((x >= min_value) & (x <= max_value)).astype(x.dtype),
+                  backward_temporaries=1.25),
 }
 
 
@@ -134,12 +145,16 @@ def clip(x, min_value: float, max_value: float, name: str = ""):
 class Binary(Op):
     """``y = f(a, b)`` with numpy broadcasting of the static shapes; ``grads = (grad_a, grad_b)``, each
     ``(a, b, y, g) -> gradient`` at the output's shape. Only the gradients the backward pass needs are
-    computed."""
+    computed. ``backward_temporaries``: the gradient formulas' numpy temporaries, in multiples of the output
+    size; ``passes_gradient``: both gradients are ``g`` itself (the same array for inputs with the batch axis)."""
+
+    keeps_layout = True
 
     def __init__(self, name: str, f: Callable, grads: tuple[Callable, Callable], saves_inputs: bool = True,
-                 saves_output: bool = False):
+                 saves_output: bool = False, backward_temporaries: float = 0.0, passes_gradient: bool = False):
         self.name, self.f, self.grads = name, f, grads
         self.saves_inputs, self.saves_output = saves_inputs, saves_output
+        self.backward_temporaries, self.passes_gradient = backward_temporaries, passes_gradient
 
     def infer(self, in_shapes, in_dtypes, attrs, label):
         return Inferred(broadcast_rule(in_shapes, label))
@@ -157,11 +172,13 @@ class Binary(Op):
 
 
 BINARY = {
-    "plus": Binary("Plus", np.add, (lambda a, b, y, g: g, lambda a, b, y, g: g), saves_inputs=False),
+    "plus": Binary("Plus", np.add, (lambda a, b, y, g: g, lambda a, b, y, g: g), saves_inputs=False,
+                   passes_gradient=True),
     "minus": Binary("Minus", np.subtract, (lambda a, b, y, g: g, lambda a, b, y, g: -g), saves_inputs=False),
-    "element_times": Binary("ElementTimes", np.multiply, (lambda a, b, y, g: g * b, lambda a, b, y, g: g * a)),
+    "element_times": Binary("ElementTimes", np.multiply, (lambda a, b, y, g: g * b, lambda a, b, y, g: g * a),
+                            backward_temporaries=1.0),
     "element_divide": Binary("ElementDivide", np.divide,
-                             (lambda a, b, y, g: g / b, lambda a, b, y, g: -g * a / (b * b))),
+                             (lambda a, b, y, g: g / b, lambda a, b, y, g: -g * a / (b * b)), backward_temporaries=3.0),
 }
 
 

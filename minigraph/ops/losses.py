@@ -72,14 +72,18 @@ def _ce_grad_output(o, t, log_p, attrs):
 
 class LossOp(Op):
     """``loss[n] = sum(terms(output, target)[n])``; ``grads = (d terms / d output, d terms / d target)``,
-    each ``(output, target, residual, attrs) -> array``; only the gradients backward needs are computed."""
+    each ``(output, target, residual, attrs) -> array``; only the gradients backward needs are computed.
+    ``forward_temporaries`` / ``backward_temporaries``: numpy temporaries in multiples of the output operand's
+    size (the loss itself is one number per sample)."""
 
     saves_output = False
+    temporaries_per_input = True
 
     def __init__(self, name: str, terms: Callable | None, grads: tuple[Callable, Callable] | None,
-                 needs_axis: bool = False):
+                 needs_axis: bool = False, forward_temporaries: float = 0.0, backward_temporaries: float = 0.0):
         self.name, self.terms, self.grads, self.needs_axis = name, terms, grads, needs_axis
         self.differentiable = grads is not None
+        self.forward_temporaries, self.backward_temporaries = forward_temporaries, backward_temporaries
 
     def infer(self, in_shapes, in_dtypes, attrs, label):
         shape = broadcast_rule(in_shapes, label)
@@ -127,12 +131,15 @@ class ErrorOp(LossOp):
 
 LOSSES = {
     "squared_error": LossOp("SquaredError", lambda o, t, attrs: ((o - t) ** 2, None),
-                            (lambda o, t, residual, attrs: 2 * (o - t), lambda o, t, residual, attrs: 2 * (t - o))),
-    "binary_cross_entropy": LossOp("BinaryCrossEntropy", _bce_terms, (_bce_grad_output, _bce_grad_target)),
+                            (lambda o, t, residual, attrs: 2 * (o - t), lambda o, t, residual, attrs: 2 * (t - o)),
+                            forward_temporaries=2.0, backward_temporaries=3.0),
+    "binary_cross_entropy": LossOp("BinaryCrossEntropy", _bce_terms, (_bce_grad_output, _bce_grad_target),
+                                   forward_temporaries=4.0, backward_temporaries=5.0),
     "binary_cross_entropy_with_logits": LossOp("BinaryCrossEntropyWithLogits", _bce_logits_terms,
                                                (_bce_logits_grad_output, lambda x, t, e, attrs: -x)),
     "cross_entropy_with_softmax": LossOp("CrossEntropyWithSoftmax", _ce_terms,
-                                         (_ce_grad_output, lambda o, t, log_p, attrs: -log_p), needs_axis=True),
+                                         (_ce_grad_output, lambda o, t, log_p, attrs: -log_p), needs_axis=True,
+                                         forward_temporaries=3.0, backward_temporaries=3.0),
     "classification_error": ErrorOp("ClassificationError", None, None, needs_axis=True),
 }
 for _op in LOSSES.values():

@@ -41,6 +41,8 @@ class BatchNormOp(Op):
 
     name = "BatchNormalization"
     saves_inputs = saves_output = False
+    keeps_layout = True
+    forward_temporaries, backward_temporaries = 2.0, 4.0
     updates_inputs = (3, 4)  # the running mean and variance
 
     def infer(self, in_shapes, in_dtypes, attrs, label):
@@ -165,6 +167,7 @@ class LayerNormOp(Op):
 
     name = "LayerNormalization"
     saves_inputs = saves_output = False
+    forward_temporaries, backward_temporaries = 3.0, 4.0
 
     def infer(self, in_shapes, in_dtypes, attrs, label):
         shape = tuple(in_shapes[0])

@@ -113,6 +113,7 @@ class SoftmaxOp(Op):
     """``softmax`` or ``log_softmax`` along one static axis; the vjp only reads the output."""
 
     saves_inputs = False
+    forward_temporaries = backward_temporaries = 2.0
 
     def __init__(self, name: str, log: bool):
         self.name, self.log = name, log

@@ -25,6 +25,7 @@ def _check_no_inferred(shape, label: str) -> None:
 class ReshapeOp(Op):
     name = "Reshape"
     saves_inputs = saves_output = False
+    returns_view = passes_gradient = True
     uses_bindings = True  # named target dims get their sizes from the run's bindings
 
     def infer(self, in_shapes, in_dtypes, attrs, label):
@@ -82,6 +83,7 @@ def reshape(x, shape, name: str = "") -> Node:
 class TransposeOp(Op):
     name = "Transpose"
     saves_inputs = saves_output = False
+    returns_view = passes_gradient = True
 
     @staticmethod
     def _perm(rank, attrs, label):
@@ -138,6 +140,7 @@ class SliceOp(Op):
 
     name = "Slice"
     saves_inputs = saves_output = False
+    returns_view = True
 
     @staticmethod
     def _ranges(shape, attrs, label):
@@ -337,6 +340,7 @@ def splice(*inputs, axis: int = -1, name: str = "") -> Node:
 class CastOp(Op):
     name = "Cast"
     saves_inputs = saves_output = False
+    returns_view = passes_gradient = True
 
     def infer(self, in_shapes, in_dtypes, attrs, label):
         return Inferred(tuple(in_shapes[0]), dtype=np.dtype(attrs["dtype"]))
