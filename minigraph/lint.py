@@ -139,34 +139,29 @@ def _transposed(node: Function) -> list[Finding]:
             crop.append((axis, *dropped))
         if mode is True and s > 1 and want is None:
             odd.append((axis, n, s))
-    if uneven:
-        parts = "; ".join(f"axis {a}: kernel {k}, stride {s} -> {'/'.join(map(str, t))} taps per output phase"
-                          for a, t, k, s in uneven)
-        kernels = ", ".join(f"{_suggested_kernels(k, s)} on axis {a}" for a, _, k, s in uneven)
-        out.append(Finding("uneven-overlap", "warning", node,
-                           f"uneven overlap ({parts}): neighbouring output rows receive different numbers of input "
-                           f"rows, the known cause of checkerboard artifacts",
-                           f"use a kernel that is a multiple of the stride: {kernels} (or resize-then-convolve)"))
-    if gaps:
-        parts = "; ".join(f"axis {a}: kernel {k}, stride {s}, dilation {d} -> phases "
-                          f"{', '.join(str(r) for r, c in enumerate(t) if c == 0)} of {s} receive no tap"
-                          for a, t, k, s, d in gaps)
-        out.append(Finding("gaps", "warning", node,
-                           f"gaps ({parts}): those output rows get no input at all (only the bias)",
-                           "use a kernel at least as large as the stride (with a dilation that shares no factor "
-                           "with it)"))
-    if zero:
-        parts = "; ".join(f"axis {a}: {lo_rows + hi_rows} row(s)" for a, lo_rows, hi_rows in zero)
-        out.append(Finding("padding-only-rows", "warning", node,
-                           f"output rows that only padding reaches ({parts}): the output_shape is larger than the "
-                           f"full result, so they are zeros before the bias",
-                           "pass a smaller output_shape (the largest useful one is (n - 1)*s + Keff - lo) or "
-                           "smaller pads"))
-    if crop:
-        parts = "; ".join(f"axis {a}: {lo_rows} at the start, {hi_rows} at the end" for a, lo_rows, hi_rows in crop)
-        out.append(Finding("discarded-input-rows", "warning", node,
-                           f"the pads crop whole input rows away ({parts}): no output row receives them",
-                           "use smaller pads (a pad of at least Keff discards an input row)"))
+    kernels = ", ".join(f"{_suggested_kernels(k, s)} on axis {a}" for a, _, k, s in uneven)
+    out += _per_axis_warning(
+        "uneven-overlap", node, uneven,
+        lambda a, t, k, s: f"axis {a}: kernel {k}, stride {s} -> {'/'.join(map(str, t))} taps per output phase",
+        "uneven overlap ({parts}): neighbouring output rows receive different numbers of input rows, the known "
+        "cause of checkerboard artifacts",
+        f"use a kernel that is a multiple of the stride: {kernels} (or resize-then-convolve)")
+    out += _per_axis_warning(
+        "gaps", node, gaps,
+        lambda a, t, k, s, d: f"axis {a}: kernel {k}, stride {s}, dilation {d} -> phases "
+                              f"{', '.join(str(r) for r, c in enumerate(t) if c == 0)} of {s} receive no tap",
+        "gaps ({parts}): those output rows get no input at all (only the bias)",
+        "use a kernel at least as large as the stride (with a dilation that shares no factor with it)")
+    out += _per_axis_warning(
+        "padding-only-rows", node, zero, lambda a, lo_rows, hi_rows: f"axis {a}: {lo_rows + hi_rows} row(s)",
+        "output rows that only padding reaches ({parts}): the output_shape is larger than the full result, so "
+        "they are zeros before the bias",
+        "pass a smaller output_shape (the largest useful one is (n - 1)*s + Keff - lo) or smaller pads")
+    out += _per_axis_warning(
+        "discarded-input-rows", node, crop,
+        lambda a, lo_rows, hi_rows: f"axis {a}: {lo_rows} at the start, {hi_rows} at the end",
+        "the pads crop whole input rows away ({parts}): no output row receives them",
+        "use smaller pads (a pad of at least Keff discards an input row)")
     if odd:
         fixed = tuple(n * s for _, n, s in odd)
         shown = fixed[0] if len(fixed) == 1 else fixed
@@ -179,6 +174,15 @@ def _transposed(node: Function) -> list[Finding]:
                            else f"use pad='same_upper', which gives n*s = {shown} for every input size (output_shape "
                                 f"takes fixed sizes only)"))
     return out
+
+
+def _per_axis_warning(code: str, node: Function, cases: list, describe, message: str, hint: str) -> list[Finding]:
+    """One warning naming every affected axis (``describe(*case)`` each, joined into ``message``'s
+    ``{parts}``); none when no axis is affected."""
+    if not cases:
+        return []
+    parts = "; ".join(describe(*case) for case in cases)
+    return [Finding(code, "warning", node, message.format(parts=parts), hint)]
 
 
 def _ceil_pos(x, s: int) -> int:

@@ -9,6 +9,8 @@ from benchmarks.estimates import measured_peak  # a warm run's tracemalloc peak
 from minigraph import layers as L
 from minigraph.costs import estimate, node_costs
 
+from helpers import small_generator
+
 
 @pytest.fixture(autouse=True)
 def _no_limit_after():
@@ -17,12 +19,8 @@ def _no_limit_after():
 
 
 def generator():
-    z = mg.input_variable(16, name="z")
-    return L.Sequential([
-        L.Dense((64, 2, 2), activation=mg.relu, name="fc"),
-        L.ConvolutionTranspose((3, 3), 32, strides=2, pad=True, output_shape=(4, 4), activation=mg.relu, name="up1"),
-        L.ConvolutionTranspose((4, 4), 1, strides=2, pad=True, output_shape=(8, 8), activation=mg.sigmoid,
-                               name="up2")], name="generator")(z), z
+    model = small_generator()
+    return model, model.arguments[0]
 
 
 def dcgan():

@@ -4,21 +4,13 @@ import pathlib
 import minigraph as mg
 from minigraph import layers as L
 
+from helpers import small_generator
+
 README = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
-def _images():
-    z = mg.input_variable(16, name="z")
-    return L.Sequential([
-        L.Dense((64, 2, 2), activation=mg.relu, name="fc"),
-        L.ConvolutionTranspose((3, 3), 32, strides=2, pad=True, output_shape=(4, 4), activation=mg.relu, name="up1"),
-        L.ConvolutionTranspose((4, 4), 1, strides=2, pad=True, output_shape=(8, 8), activation=mg.sigmoid,
-                               name="up2"),
-    ], name="generator")(z)
-
-
 def test_readme_generator_outputs_are_current():
-    images = _images()
+    images = small_generator()
     assert f"```\n{images.summary()}\n```" in README
     assert "\n".join(str(images.summary(batch=64)).splitlines()[7:10]) in README
     assert f"```\n{images.explain().layer('up2').axes[0]}\n```" in README

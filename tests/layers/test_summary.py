@@ -7,14 +7,11 @@ import pytest
 import minigraph as mg
 from minigraph import layers as L
 
+from helpers import small_generator
+
 
 def _generator():
-    z = mg.input_variable(16, name="z")
-    return L.Sequential([
-        L.Dense((32, 2, 2), activation=mg.relu, name="fc"),
-        L.ConvolutionTranspose((3, 3), 8, strides=2, pad=True, output_shape=(4, 4), activation=mg.relu, name="up1"),
-        L.ConvolutionTranspose((4, 4), 1, strides=2, pad=True, output_shape=(8, 8), activation=mg.sigmoid,
-                               name="up2")], name="generator")(z)
+    return small_generator(fc_channels=32, up1_filters=8)
 
 
 def test_generator_summary_table():
