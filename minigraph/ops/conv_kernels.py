@@ -23,6 +23,7 @@ temporary buffers; every chunk size gives the same values. The dtype (float32 or
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 from math import prod
@@ -62,13 +63,10 @@ class Plan:
 
     def __init__(self, geom: Geometry):
         self.geom = geom
-        self.taps = list(np.ndindex(*geom.kernel))
+        self.tap_count = prod(geom.kernel)
         self.cells = prod(geom.small)
-        axes = list(zip(geom.big, geom.small, geom.strides, geom.dilation, geom.lower))
+        axes = self._axes = list(zip(geom.big, geom.small, geom.strides, geom.dilation, geom.lower))
         self.strided = any(s > 1 for s in geom.strides)
-        self.gather = [_tap_gather(tap, axes) for tap in self.taps]
-        self.gather_phases = {phase: (ALL, *(slice(r, None, s) for r, s in zip(phase, geom.strides)))
-                              for phase in sorted({phase for phase, *_ in self.gather})}
         per_axis = [_axis_phases(N, n, k, s, d, lo) for (N, n, s, d, lo), k in zip(axes, geom.kernel)]
         # phases no tap reaches (strides beyond the kernel) are zeros: the output is cleared once
         # instead, so the plan's size follows the kernel, never the stride
@@ -81,6 +79,24 @@ class Plan:
             taps.sort(key=lambda t: t[1] != tuple(slice(0, q) for q in shape))  # a covering tap first
             self.phases.append((target, shape, prod(shape), *_schedule(shape, taps)))
         self.buffer_size = max((size for _, _, size, _, _ in self.phases), default=0)
+
+    @functools.cached_property
+    def gather(self) -> list:
+        """The im2col plan, ``(flat tap index, *_tap_gather(tap))`` per tap that reads ``big``; built on
+        first use only, since a transposed convolution's forward needs only the col2im phases."""
+        kernel = self.geom.kernel
+        reach = [range(max(0, -(-(lo - s * (n - 1)) // d)), min(k, (N - 1 + lo) // d + 1))
+                 for (N, n, s, d, lo), k in zip(self._axes, kernel)]
+        # taps that read only padding are left out (their columns are zeros): the loop follows the
+        # taps that reach ``big``, not a kernel that overhangs it
+        return [(int(np.ravel_multi_index(tap, kernel)), *_tap_gather(tap, self._axes))
+                for tap in itertools.product(*reach)]
+
+    @functools.cached_property
+    def gather_phases(self) -> dict:
+        """The phases of ``big`` that im2col reads, each with its strided index."""
+        return {phase: (ALL, *(slice(r, None, s) for r, s in zip(phase, self.geom.strides)))
+                for phase in sorted({phase for _, phase, *_ in self.gather})}
 
 
 def _schedule(shape: tuple, taps: list) -> tuple[bool, list]:
@@ -121,10 +137,14 @@ def _axis_phases(N: int, n: int, k: int, s: int, d: int, lo: int) -> list:
     ``t*d - lo - r = shift*s``.
     """
     phases = []
-    for r in sorted(r for r in {(t * d - lo) % s for t in range(k)} if r < N):
+    # (t*d - lo) % s repeats with period s in t; only the taps t with 1 - n <= shift < count reach the
+    # output, so the loops scale with the input and output, not with a kernel that overhangs them
+    for r in sorted(r for r in {(t * d - lo) % s for t in range(min(k, s))} if r < N):
         count = (N - r + s - 1) // s
         taps = []
-        for t in range(k):
+        first = max(0, -(-(lo + r + s * (1 - n)) // d))
+        last = min(k - 1, (lo + r + s * (count - 1)) // d)
+        for t in range(first, last + 1):
             shift, rem = divmod(t * d - lo - r, s)
             if rem:
                 continue
@@ -181,8 +201,10 @@ def _im2col(big: np.ndarray, plan: Plan) -> np.ndarray:
     c, b = big.shape[0], big.shape[-1]
     # one strided copy per phase, then unit-stride reads
     parts = {phase: contiguous(big[index]) for phase, index in plan.gather_phases.items()}
-    cols = np.empty((c, len(plan.taps), *plan.geom.small, b), big.dtype)
-    for t, (phase, dst, src, slabs) in enumerate(plan.gather):
+    gather = plan.gather
+    cols = (np.empty if len(gather) == plan.tap_count else np.zeros)((c, plan.tap_count, *plan.geom.small, b),
+                                                                      big.dtype)
+    for t, phase, dst, src, slabs in gather:
         tap_cols = cols[:, t]
         tap_cols[dst] = parts[phase][src]
         for slab in slabs:
@@ -261,7 +283,7 @@ def scatter(small: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: in
         cols = np.empty((groups, w_g.shape[-1], cells * (b1 - b0)), out.dtype)
         # an input not laid out batch-last is transposed a block of positions at a time, each copy no
         # larger than the GEMM's result (an input with many channels can dwarf it) or 1/16 of the input
-        step = cells if samples.flags.c_contiguous else max(-(-cells // 16), cells * c * len(plan.taps) // o)
+        step = cells if samples.flags.c_contiguous else max(-(-cells // 16), cells * c * plan.tap_count // o)
         for p0 in range(0, cells, step):
             p1 = min(p0 + step, cells)
             rows = contiguous(samples[:, p0:p1]).reshape(groups, o // groups, -1)
