@@ -601,6 +601,11 @@ class Op:
         """Attributes worth showing in a drawing or summary (default: all)."""
         return dict(attrs)
 
+    def check_stored_values(self, values: Sequence[np.ndarray | None], names: Sequence[str], label: str) -> None:
+        """Refuse input values read from a file (model file, checkpoint) that this op cannot run with.
+        ``values[i]`` is input ``i``'s array when it is a Parameter or Constant, else None; ``names[i]``
+        its name. Raises ValueError naming the input and what is allowed (default: any finite values)."""
+
 
 class Function(Node):
     """A node that applies an op to input nodes. Its shape rule runs at creation."""

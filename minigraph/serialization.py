@@ -222,6 +222,18 @@ def rebuild_function(op_name: str, inputs: list, attributes: dict, name: str) ->
     return node
 
 
+def check_stored_inputs(node: Function, values: Mapping[Node, np.ndarray], where) -> None:
+    """Raise ModelFileError (naming ``where`` and the inputs) unless ``node``'s op can run with the values
+    of its Parameter/Constant inputs read from a file: ``values[input]`` when given (a checkpoint about to
+    be restored), else the input's own value. See :meth:`Op.check_stored_values`."""
+    inputs = node.inputs_direct
+    stored = [values.get(n, n.value) if isinstance(n, (Parameter, Constant)) else None for n in inputs]
+    try:
+        node.op.check_stored_values(stored, [n.name for n in inputs], node.label)
+    except ValueError as exc:
+        raise ModelFileError(f"{os.fspath(where)}: {exc}") from None
+
+
 def _rebuild_node(i: int, rec: dict, built: list, scopes: list[Scope], arrays: Mapping, path) -> Node:
     kind, name, dtype = rec["kind"], rec["name"], rec["dtype"]
     shape = as_shape(rec["shape"])
@@ -240,6 +252,7 @@ def _rebuild_node(i: int, rec: dict, built: list, scopes: list[Scope], arrays: M
                                  f"minigraph does not have (import the module that defines it first)")
         attributes = {k: _decode(v) for k, v in rec["attributes"].items()}
         node = rebuild_function(rec["op"], [built[j] for j in rec["inputs"]], attributes, name)
+        check_stored_inputs(node, {}, path)
         if shape_str(node.shape) != shape_str(shape):
             raise ModelFileError(f"{os.fspath(path)}: {node.label} rebuilt with shape {shape_str(node.shape)}, "
                                  f"but the file says {shape_str(shape)}")

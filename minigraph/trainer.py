@@ -26,7 +26,7 @@ from .checks import check_seed
 from .data import MinibatchSource
 from .distributed import Communicator, DistributedLearner, abort_on_error
 from .errors import DataError, GraphError, ModelFileError, TrainingError
-from .graph import Constant, Node, Parameter
+from .graph import Constant, Function, Node, Parameter
 from .learners import Learner
 from .logging.base import (
     ProgressWriter,
@@ -36,6 +36,7 @@ from .logging.base import (
     write_test_progress,
     write_training_progress,
 )
+from .serialization import check_stored_inputs
 from .state_dict import running_statistics
 
 CHECKPOINT_FORMAT = "minigraph-checkpoint"
@@ -567,6 +568,10 @@ class Trainer:
         bad += [f"const{i}" for i, v in enumerate(consts) if not np.isfinite(v).all()]
         if bad:  # training never leaves them so (a NaN step is refused): the file was damaged or edited
             raise ModelFileError(f"{path}: checkpoint arrays {bad[:5]} hold NaN or infinite values")
+        stored = {**dict(zip(self._all_params, values)), **dict(zip(self._constants, consts))}
+        roots = [n for n in (self.loss_function, self.evaluation_function, self.model) if n is not None]
+        for fn in {n: None for r in roots for n in r.topological_order() if isinstance(n, Function)}:
+            check_stored_inputs(fn, stored, path)  # e.g. a negative running variance: refused before any change
         used = {f"param{i}" for i in range(len(values))} | {f"const{i}" for i in range(len(consts))}
         learner_states = []
         for j, (learner, state) in enumerate(zip(self.parameter_learners, manifest["learners"])):

@@ -66,6 +66,18 @@ class BatchNormOp(Op):
         return Inferred(shape, attrs={"unbiased_running_variance": attrs.get("unbiased_running_variance", False)},
                         input_shapes=filled)
 
+    def check_stored_values(self, values, names, label):
+        """A running mean is finite and a running variance finite and >= 0 (else eval mode gives NaN)."""
+        for slot, what in ((3, "running mean"), (4, "running variance")):
+            value = values[slot]
+            if value is None or value.size == 0:
+                continue
+            if not np.isfinite(value).all():
+                raise ValueError(f"{label}: the {what} {names[slot]!r} holds NaN or infinite values")
+            if slot == 4 and value.min() < 0:
+                raise ValueError(f"{label}: the running variance {names[slot]!r} must be >= 0, it holds "
+                                 f"{value.min():.6g}")
+
     def describe(self, attrs):
         """The attributes in effect: ``momentum`` when given, else the time constant (never both)."""
         shown = dict(attrs)

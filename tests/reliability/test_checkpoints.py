@@ -4,6 +4,7 @@ must let training go on (finite loss), and a content-preserving mutation must re
 the original did."""
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -156,6 +157,25 @@ def test_the_reported_checkpoint_findings_change_nothing(setup, spoil, message):
     assert _same(before, _snapshot(trainer))
     trainer.restore_from_checkpoint(folder / "ck")
     record("checkpoints: reported findings", 1, 1)
+
+
+@pytest.mark.parametrize("const, spoil, message", [
+    (1, lambda v: v - 1.5, r"ck-bn: .*running variance 'running_var' must be >= 0"),
+    (1, lambda v: np.where(np.arange(v.size).reshape(v.shape) == 0, -1e-30, v).astype(v.dtype), r"must be >= 0"),
+])
+def test_a_negative_running_variance_changes_nothing(setup, const, spoil, message):
+    """Batch normalization's check on its running statistics runs before the restore changes anything."""
+    trainer, data, original, restored, folder = setup
+    name = f"const{const}.npy"
+    value = spoil(np.load(io.BytesIO(dict(entries(original))[name])))
+    path = folder / "ck-bn"
+    path.write_bytes(pack([(n, npy(value) if n == name else p) for n, p in entries(original)]))
+    trainer.fit(data, epochs=1, minibatch_size=4)
+    before = _snapshot(trainer)
+    with pytest.raises(mg.ModelFileError, match=message):
+        trainer.restore_from_checkpoint(path)
+    assert _same(before, _snapshot(trainer))
+    record("checkpoints: batch-norm statistics", 1, 1)
 
 
 def _with(manifest, edit):

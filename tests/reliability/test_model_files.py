@@ -140,3 +140,30 @@ def test_encrypted_and_unknown_compression_entries_are_refused(originals, tmp_pa
         with zipfile.ZipFile(io.BytesIO(data)) as zf:  # the mutation is what it says
             assert any(i.flag_bits & 1 or i.compress_type not in (0, 8) for i in zf.infolist())
     record("model files: reported findings", 2, 2)
+
+
+def _replaced(data: bytes, name: str, value: np.ndarray) -> bytes:
+    """The archive with entry ``name`` holding ``value`` instead (same dtype and shape)."""
+    return pack([(n, npy(value) if n == name else payload) for n, payload in entries(data)])
+
+
+@pytest.mark.parametrize("entry, spoil, message", [
+    ("c4.npy", lambda v: v - 1.5, r"running variance 'running_var' must be >= 0"),
+    ("c4.npy", lambda v: np.where(np.arange(v.size).reshape(v.shape) == 1, -1e-30, v).astype(v.dtype), r"must be >= 0"),
+    ("c3.npy", lambda v: np.full_like(v, np.inf), r"'c3'.*NaN or infinite"),
+])
+def test_batch_norm_statistics_a_run_could_not_produce_are_refused(tmp_path, entry, spoil, message):
+    """A negative running variance (or a non-finite running mean) would load and give NaN in eval mode:
+    batch normalization's own check refuses it, naming the file and the constant."""
+    model = mg.layers.BatchNormalization()(mg.input_variable((2, 3, 3), name="x"))
+    path = tmp_path / "bn.mgm"
+    mg.save_model(model, path)
+    data = path.read_bytes()
+    value = np.load(io.BytesIO(dict(entries(data))[entry]))
+    bad = tmp_path / "bad.mgm"
+    bad.write_bytes(_replaced(data, entry, spoil(value)))
+    with pytest.raises(mg.ModelFileError, match=message) as caught:
+        mg.load_model(bad)
+    assert str(bad) in str(caught.value)
+    assert mg.load_model(path).eval({"x": np.ones((1, 2, 3, 3), np.float32)}).shape == (1, 2, 3, 3)
+    record("model files: batch-norm statistics", 1, 1)
