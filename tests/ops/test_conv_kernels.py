@@ -80,6 +80,10 @@ def _cases() -> list[Case]:
         Case((2, 2, 2), (3, 2, 2), (2, 3, 1), (1, 2, 1), 2, {"auto_padding": False}, False, 1),
         Case((2, 2, 3), (2, 2, 3), (2, 2, 2), (1, 1, 2), 1, {"lower_pad": (1, 0, 2), "upper_pad": (0, 1, 1)}, True, 2),
         Case((1, 2, 2), (3, 3, 2), (3, 1, 2), (2, 1, 1), 2, {"auto_padding": [True, False, True]}, False, 3),
+        # batches beyond the kernels' transposition block of 8 samples, not a multiple of it
+        Case((3, 4), (3, 2), (2, 1), (1, 2), 1, {"auto_padding": True}, False, 19),
+        Case((5,), (4,), (2,), (1,), 2, {"lower_pad": 1, "upper_pad": 1}, False, 11),
+        Case((2, 2, 2), (2, 3, 2), (2, 1, 2), (1, 1, 1), 1, {"auto_padding": False}, True, 9),
     ]
     return cases
 
