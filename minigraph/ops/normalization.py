@@ -39,6 +39,8 @@ class BatchNormOp(Op):
     residual holds what the vjp reads (normalized operand, inverse deviation, mode, scale), so the
     operand itself need not be kept for backward."""
 
+    file_defaults = {"unbiased_running_variance": False}  # files from before the option keep the biased variance
+
     name = "BatchNormalization"
     saves_inputs = saves_output = False
     keeps_layout = True
