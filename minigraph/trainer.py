@@ -24,6 +24,7 @@ from .archive import library_version, read_archive, require_array, write_archive
 from .callbacks import CallbackList
 from .checks import check_seed
 from .data import MinibatchSource
+from .data.schedule import epoch_order, partition_share
 from .distributed import Communicator, DistributedLearner, abort_on_error
 from .errors import DataError, GraphError, ModelFileError, TrainingError
 from .graph import Constant, Function, Node, Parameter
@@ -347,14 +348,13 @@ class Trainer:
 
     def _array_feeds(self, arrays: dict, n: int, minibatch_size: int, shuffle: bool, seed: int | None):
         """The feeds of one epoch over ``arrays``: this process's share of each minibatch."""
-        order = (np.random.default_rng([self.seed if seed is None else seed, self.epochs_done]).permutation(n)
-                 if shuffle else np.arange(n))
+        order = epoch_order(n, self.seed if seed is None else seed, self.epochs_done, shuffle)
         for b in range(0, n, minibatch_size):
             idx = order[b:b + minibatch_size]
             if self.distributed:  # this process trains on its share; the loss reported is the whole minibatch's
                 if len(idx) < Communicator.size():
                     continue  # a last minibatch too small to give every process a sample
-                idx = np.array_split(idx, Communicator.size())[Communicator.rank()]
+                idx = idx[partition_share(len(idx), Communicator.size(), Communicator.rank())]
             yield {k: v[idx] for k, v in arrays.items()}
 
     def _attach_source(self, source: MinibatchSource) -> None:
