@@ -14,11 +14,26 @@ from .base import Inferred, Op, align, broadcast_rule, export, make, register_op
 
 
 def _sigmoid(x):
-    # exp of -|x| never overflows; 1/(1+e) is sigmoid(|x|), and e/(1+e) its mirror for x < 0
-    # (whole-array passes: about 4x faster than splitting the array by sign with masks)
-    e = np.exp(-np.abs(x))
-    r = 1 / (1 + e)
-    return np.where(x >= 0, r, e * r)
+    """``exp(min(x, 0)) / (1 + exp(-|x|))``: ``1/(1+e)`` for x >= 0 and ``e/(1+e)`` below, neither exp
+    overflows. Branch-free whole-array passes: ``np.where`` on a mask of random signs runs about 10x
+    slower than a ufunc pass over the same array (branch mispredictions)."""
+    return np.exp(np.minimum(x, 0)) / (1 + np.exp(-np.abs(x)))
+
+
+def _leaky_relu(x, alpha):
+    """``max(x, alpha*x)`` for ``alpha <= 1`` (``min`` above): the same values as
+    ``where(x > 0, x, alpha*x)`` in two branch-free passes."""
+    y = np.multiply(x, x.dtype.type(alpha))
+    return (np.maximum if alpha <= 1 else np.minimum)(x, y, out=y)
+
+
+def _leaky_relu_grad(x, alpha):
+    """``1`` where ``x > 0``, else ``alpha``: exactly ``max(x > 0, alpha)`` for ``0 <= alpha <= 1`` (the
+    branch-free pass), ``np.where`` for other slopes."""
+    if 0 <= alpha <= 1:
+        d = (x > 0).astype(x.dtype)
+        return np.maximum(d, x.dtype.type(alpha), out=d)
+    return np.where(x > 0, 1.0, alpha).astype(x.dtype)
 
 
 class Unary(Op):
@@ -46,9 +61,8 @@ class Unary(Op):
 UNARY = {
     "negate": Unary("Negate", lambda x: -x, lambda x, y: -1.0, saves_inputs=False),
     "relu": Unary("ReLU", lambda x: np.maximum(x, 0), lambda x, y: (x > 0).astype(x.dtype), backward_temporaries=1.25),
-    "leaky_relu": Unary("LeakyReLU", lambda x, alpha: np.where(x > 0, x, x * x.dtype.type(alpha)),
-                        lambda x, y, alpha: np.where(x > 0, 1.0, alpha).astype(x.dtype),
-                        forward_temporaries=1.25, backward_temporaries=1.25),
+    "leaky_relu": Unary("LeakyReLU", _leaky_relu, lambda x, y, alpha: _leaky_relu_grad(x, alpha),
+                        backward_temporaries=1.25),
     "sigmoid": Unary("Sigmoid", _sigmoid, lambda x, y: y * (1 - y), saves_inputs=False, saves_output=True,
                      forward_temporaries=3.0, backward_temporaries=2.0),
     "tanh": Unary("Tanh", np.tanh, lambda x, y: 1 - y * y, saves_inputs=False, saves_output=True,
