@@ -12,6 +12,9 @@ UNARY_CASES = {
     "negate": (mg.negate, np.negative, {}),
     "relu": (mg.relu, lambda x: np.maximum(x, 0), {}),
     "leaky_relu": (lambda x: mg.leaky_relu(x, 0.2), lambda x: np.where(x > 0, x, 0.2 * x), {}),
+    # slopes outside [0, 1] take the other branch of the forward (min) and of the derivative
+    "leaky_relu_steep": (lambda x: mg.leaky_relu(x, 1.5), lambda x: np.where(x > 0, x, 1.5 * x), {}),
+    "leaky_relu_negative": (lambda x: mg.leaky_relu(x, -0.3), lambda x: np.where(x > 0, x, -0.3 * x), {}),
     "sigmoid": (mg.sigmoid, lambda x: 1 / (1 + np.exp(-x)), {}),
     "tanh": (mg.tanh, np.tanh, {}),
     "softplus": (mg.softplus, lambda x: np.log1p(np.exp(x)), {}),
@@ -56,6 +59,22 @@ def test_binary_broadcasting(fn, ref, sa, sb):
                    db.reshape((2,) + (1,) * (len(y.shape) - len(sb)) + sb))
     np.testing.assert_allclose(y.eval({a: da, b: db}), expected)
     check_gradients(y, {a: da, b: db})
+
+
+def test_leaky_relu_derivative_is_exactly_one_or_alpha_in_float32():
+    x = mg.input_variable((4,), dtype=np.float32, name="x")
+    data = np.array([[-2.0, -0.0, 0.0, 3.0]], np.float32)
+    for alpha in (0.01, 0.2, 0.3):
+        (g,) = mg.leaky_relu(x, alpha).grad({x: data}, wrt=[x]).values()
+        np.testing.assert_array_equal(g, [[np.float32(alpha)] * 3 + [1.0]])
+
+
+def test_sigmoid_saturates_without_overflow_in_float32():
+    x = mg.input_variable((5,), dtype=np.float32, name="x")
+    data = np.array([[-200.0, -30.0, 0.0, 30.0, 200.0]], np.float32)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        y = mg.sigmoid(x).eval({x: data})
+    np.testing.assert_allclose(y, 1 / (1 + np.exp(-data.astype(np.float64))), rtol=1e-6, atol=0)
 
 
 def test_parameter_broadcast_over_batch_and_fan_out():
