@@ -189,6 +189,11 @@ def contiguous(a: np.ndarray) -> np.ndarray:
     return out
 
 
+DIRECT_RUN_BYTES = 128
+"""The shortest run of contiguous samples (bytes) that im2col reads straight from a strided input:
+shorter runs (a chunk of 8 float32 samples) gather 1.5-2x faster from one contiguous copy per phase."""
+
+
 def _rows(a: np.ndarray, groups: int) -> np.ndarray:
     """Samples ``(Bc, C, *S)`` -> GEMM operand ``(groups, C/groups, prod(S) * Bc)``, batch-last: a view
     when ``a`` is already laid out so, else a copy of this chunk only."""
@@ -199,8 +204,12 @@ def _im2col(big: np.ndarray, plan: Plan) -> np.ndarray:
     """Batch-last ``(C, *N, Bc)`` (any strides) -> columns ``(C, prod(K), *n, Bc)``, the taps of ``big`` seen by
     each output."""
     c, b = big.shape[0], big.shape[-1]
-    # one strided copy per phase, then unit-stride reads
-    parts = {phase: contiguous(big[index]) for phase, index in plan.gather_phases.items()}
+    if big.strides[-1] == big.itemsize and b * big.itemsize >= DIRECT_RUN_BYTES:
+        # batch-last with long runs of samples: every tap reads them straight from ``big`` (a first
+        # copy per phase cost 15-70 % more in all on the DCGAN layers at batch 64)
+        parts = {phase: big[index] for phase, index in plan.gather_phases.items()}
+    else:  # one strided copy per phase first, so that the taps read long runs
+        parts = {phase: contiguous(big[index]) for phase, index in plan.gather_phases.items()}
     gather = plan.gather
     cols = (np.empty if len(gather) == plan.tap_count else np.zeros)((c, plan.tap_count, *plan.geom.small, b),
                                                                       big.dtype)

@@ -84,6 +84,8 @@ def _cases() -> list[Case]:
         Case((3, 4), (3, 2), (2, 1), (1, 2), 1, {"auto_padding": True}, False, 19),
         Case((5,), (4,), (2,), (1,), 2, {"lower_pad": 1, "upper_pad": 1}, False, 11),
         Case((2, 2, 2), (2, 3, 2), (2, 1, 2), (1, 1, 1), 1, {"auto_padding": False}, True, 9),
+        # long runs of samples: batch-last inputs are gathered straight from the input (DIRECT_RUN_BYTES)
+        Case((5, 3), (4, 3), (2, 2), (1, 1), 1, {"lower_pad": 1, "upper_pad": (2, 1)}, False, 16),
     ]
     return cases
 
@@ -150,6 +152,18 @@ def _assert_all_close(got, expected, rtol=1e-10, atol=1e-10):
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_against_direct_loops(case):
     built = Built(case)
+    _assert_all_close(built.ours(), loop_oracle(built))
+
+
+def _batch_last(a: np.ndarray) -> np.ndarray:
+    """The same values laid out batch-last, as a chain of convolutions hands them on."""
+    return np.moveaxis(np.ascontiguousarray(np.moveaxis(a, 0, -1)), -1, 0)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.batch >= 16], ids=str)
+def test_batch_last_inputs(case):
+    built = Built(case)
+    built.xv, built.zv, built.u, built.v = map(_batch_last, (built.xv, built.zv, built.u, built.v))
     _assert_all_close(built.ours(), loop_oracle(built))
 
 

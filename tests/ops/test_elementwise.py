@@ -74,7 +74,8 @@ def test_sigmoid_saturates_without_overflow_in_float32():
     data = np.array([[-200.0, -30.0, 0.0, 30.0, 200.0]], np.float32)
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         y = mg.sigmoid(x).eval({x: data})
-    np.testing.assert_allclose(y, 1 / (1 + np.exp(-data.astype(np.float64))), rtol=1e-6, atol=1e-37)  # float32 underflows below ~1e-38
+    expected = 1 / (1 + np.exp(-data.astype(np.float64)))
+    np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-37)  # float32 underflows below ~1e-38
 
 
 def test_parameter_broadcast_over_batch_and_fan_out():
