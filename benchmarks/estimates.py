@@ -29,8 +29,10 @@ def layer(w: Workload):
 
 
 def measured_peak(run) -> int:
-    """tracemalloc's peak of a warm ``run()`` (plans and caches built by a first run)."""
+    """tracemalloc's peak of a warm ``run()`` (plans and caches built by a first run; the kernels'
+    reused buffers released, so that the run allocates and counts them)."""
     run()
+    mg.empty_cache()
     tracemalloc.start()
     try:
         run()

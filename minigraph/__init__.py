@@ -29,7 +29,9 @@ from .plot import plot
 from .rng import set_seed
 from .serialization import load_model, save_model
 from .shapes import Dim, InferredDimension
+from .threads import get_num_threads, set_num_threads
 from .trainer import Trainer
+from .workspace import empty_cache
 
 __version__ = "0.1.0"
 
@@ -40,6 +42,7 @@ __all__ = [
     "GraphError", "MinigraphError", "ModelFileError", "RenderError", "ShapeError", "SpecError", "TrainingError",
     "ExportError", "Constant", "Function", "Node", "Parameter", "Variable", "constant", "input_variable",
     "parameter", "load_model", "save_model", "export_onnx", "plot", "set_seed", "Dim", "InferredDimension",
-    "Trainer", "GANTrainer", "ResourceError", "get_memory_limit", "set_memory_limit", "explain", "lint",
+    "Trainer", "GANTrainer", "ResourceError", "get_memory_limit", "set_memory_limit", "get_num_threads",
+    "set_num_threads", "empty_cache", "explain", "lint",
     "OnnxImportError", "import_onnx", *ops.__all__,
 ]

@@ -257,22 +257,41 @@ class _Run:
         chunk = step.attrs.get("max_temp_mem_size_in_samples", 0) or 0
         return chunk if 0 < chunk < self.batch else self.batch
 
+    def _direct(self, step: _Step, b: int, size: int) -> bool:
+        """Whether im2col reads the convolution's input in place (batch-last, runs of >= 128 bytes)."""
+        return step.batch_last and b * size >= 128
+
     def conv_forward(self, step: _Step, size: int) -> int:
-        """Transient bytes of correlate (convolution) or scatter (transposed convolution) for one chunk."""
+        """Transient bytes of correlate (convolution) or scatter (transposed convolution) for one chunk,
+        the reused buffers of :meth:`reused` included."""
         node = step.node
-        per = _workspace(node, step.in_shapes, step.out_shape, step.attrs, size)
         b = self._chunk(step)
-        # chunked, a chunk's buffers are allocated while the previous chunk's are still referenced
-        work = per * b * (2 if b < self.batch else 1)
-        if node.op_name == "Convolution" and b < self.batch:
-            work += math.prod(step.out_shape) * size * b  # the chunk's GEMM result before it is copied out
-        if node.op_name == "ConvolutionTranspose" and not step.batch_last:
+        c_in, c_out, kernel, cells, _, big, small = _conv_sizes(step.in_shapes, step.out_shape, step.attrs,
+                                                               node.op_name != "Convolution")
+        work = sum(self.reused(step, size))
+        if node.op_name == "Convolution":
+            if not self._direct(step, b, size):
+                work += c_in * big * b * size  # one copy of the input per phase
+            if b < self.batch:
+                work += math.prod(step.out_shape) * size * b  # the chunk's GEMM result before it is copied out
+        elif not step.batch_last:
             # the input is transposed to batch-last a block of positions at a time (scatter's rule: no
             # block larger than the GEMM result, nor smaller than 1/16 of the input)
-            c_in, c_out, kernel, cells = _conv_sizes(step.in_shapes, step.out_shape, step.attrs, True)[:4]
             block = min(cells, max(-(-cells // 16), cells * c_out * kernel // c_in))
             work += c_in * block * b * size
         return int(work)
+
+    def reused(self, step: _Step, size: int, backward: bool = False, needs: tuple = (True, True)) -> tuple[int, int]:
+        """Bytes of the kernel buffers one step takes from the reused workspace (``minigraph.workspace``):
+        ``(columns, phases)``, im2col's or the GEMM's columns and col2im's phase buffer."""
+        b = self._chunk(step)
+        transposed = step.node.op_name != "Convolution"
+        c_in, c_out, kernel, _, _, big, small = _conv_sizes(step.in_shapes, step.out_shape, step.attrs, transposed)
+        c_big = c_out if transposed else c_in  # the channels of the side im2col gathers / col2im adds to
+        columns = c_big * kernel * small * b * size
+        scatters = transposed != backward and (not backward or needs[1])  # a col2im runs in this step
+        phases = c_big * _phase_cells(step.attrs, step.out_shape if transposed else step.in_shapes[1]) * b * size
+        return int(columns), int(phases) if scatters else 0
 
     # backward -----------------------------------------------------------------------------------
     def backward_bytes(self, step: _Step, needs: list) -> tuple[list[int], int]:
@@ -290,23 +309,21 @@ class _Run:
         return grads, int(op.backward_temporaries * self._temporaries_unit(step, out))
 
     def conv_backward(self, step: _Step, needs: list) -> int:
+        """Transient bytes of a convolution's vjp, the reused buffers of :meth:`reused` included."""
         size = self.sizes[step.index]
         b = self._chunk(step)
         c_in, c_out, kernel, in_cells, out_cells, big, small = _conv_sizes(
             step.in_shapes, step.out_shape, step.attrs, step.node.op_name != "Convolution")
+        work = sum(self.reused(step, size, True, tuple(needs)))
         if step.node.op_name == "Convolution":
-            # weight gradient: correlate's columns C*K x small and the input's phase copy; data: scatter's
-            # columns C*K x small plus a phase buffer; the output gradient is copied to batch-last
-            cols = c_in * kernel * small * b * size
-            phase = c_in * _phase_cells(step.attrs, step.in_shapes[1]) * b * size
-            twice = 2 if b < self.batch else 1
-            return cols * twice + max(c_in * big * b * size if needs[0] else 0, phase if needs[1] else 0) + \
-                c_out * small * b * size
-        # transposed: one correlate of the output gradient: its phase copy (c_out x big) and columns
-        # (c_out*K x small); the input is copied to batch-last for the weight gradient
-        cols = c_out * kernel * small * b * size + c_out * big * b * size
+            # weight gradient: correlate's columns and, unless read in place, the input's phase copy; the
+            # output gradient is copied to batch-last
+            copy = c_in * big * b * size if needs[0] and not self._direct(step, b, size) else 0
+            return work + copy + c_out * small * b * size
+        # transposed: one correlate of the output gradient (its phase copy, c_out x big); the input is
+        # copied to batch-last for the weight gradient
         rows = 0 if step.batch_last or not needs[0] else c_in * small * b * size
-        return cols * (2 if b < self.batch else 1) + rows
+        return work + c_out * big * b * size + rows
 
 
 def _bindings(model: Node, bindings) -> dict:
@@ -388,9 +405,20 @@ def _simulate(run: _Run, model: Node, training: bool) -> tuple[int, str]:
         if not holders[owner]:
             live.pop(owner, None)
 
+    held = [0, 0]  # the reused kernel buffers (columns, phases): once grown, held for the rest of the run
+
+    def holding(step: _Step, transient: int, backward: bool = False, needs: tuple = ()) -> int:
+        """``transient`` with the step's reused buffers counted as held from now on."""
+        if not step.node.op.column_buffers:
+            return transient
+        reused = run.reused(step, run.sizes[step.index], backward, needs or (True, True))
+        held[:] = [max(h, r) for h, r in zip(held, reused)]
+        return transient - sum(reused)
+
     for step in run.steps:
         out, transient, residual = run.forward_bytes(step, training)
-        total = sum(live.values()) + residuals + out + transient
+        transient = holding(step, transient)
+        total = sum(live.values()) + residuals + out + transient + sum(held)
         if total > peak:
             peak, at = total, _where(step.node)
         if out:
@@ -419,7 +447,8 @@ def _simulate(run: _Run, model: Node, training: bool) -> tuple[int, str]:
             continue
         needs = [requires[s] for s in step.slots]
         new, transient = run.backward_bytes(step, needs)
-        total = kept_now + sum(grads.values()) + sum(new) + transient
+        transient = holding(step, transient, True, tuple(needs))
+        total = kept_now + sum(grads.values()) + sum(new) + transient + sum(held)
         if total > peak:
             peak, at = total, f"{_where(step.node)}, backward"
         g = grads.pop(step.index)

@@ -26,7 +26,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "minigraph"
 ENGINE = {"minigraph.shapes", "minigraph.graph", "minigraph.shape_inference", "minigraph.autodiff",
           "minigraph.costs"}  # costs: the memory and compute model of a run, from the shape pass alone
-FOUNDATION = {"minigraph.errors", "minigraph.rng", "minigraph.initializers", "minigraph.checks", "minigraph.limits"}
+FOUNDATION = {"minigraph.errors", "minigraph.rng", "minigraph.initializers", "minigraph.checks", "minigraph.limits",
+              "minigraph.threads", "minigraph.workspace"}
 BELOW_OPS = ENGINE | FOUNDATION
 
 

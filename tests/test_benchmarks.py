@@ -98,7 +98,8 @@ def test_results_do_not_depend_on_thread_count():
         with limit_threads(threads):
             outs.append((runner.forward(), *runner.forward_backward()))
     for a, b in zip(*outs):
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+        # BLAS may split a long reduction differently over threads: float32 rounding on the array's scale
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6 * max(1.0, float(np.abs(a).max())))
 
 
 def test_peer_geometry_matches_minigraph_shapes():

@@ -20,6 +20,11 @@ transposition; arrays come in and go out as ``(B, C, *spatial)`` views. Inputs l
 are transposed one batch chunk at a time; a chain of convolutions never transposes. Loops run over kernel taps,
 phases, groups and batch chunks only. A chunk of ``max_temp_mem_size_in_samples`` samples bounds the
 temporary buffers; every chunk size gives the same values. The dtype (float32 or float64) is kept.
+
+The column and phase buffers come from :mod:`minigraph.workspace` (reused from call to call: a fresh
+buffer of tens of MiB costs its page faults), and the copy passes (im2col, col2im, the batch
+transposition) split their channels over :mod:`minigraph.threads` (``mg.set_num_threads``); every
+thread count gives the same bits.
 """
 from __future__ import annotations
 
@@ -29,6 +34,9 @@ from dataclasses import dataclass
 from math import prod
 
 import numpy as np
+
+from ..threads import parallel
+from ..workspace import workspace
 
 ALL = slice(None)
 
@@ -180,12 +188,17 @@ one whole-array copy (measured on 64x64x32x32, 32x64x256 and 64x3x64x64 float32 
 
 def contiguous(a: np.ndarray) -> np.ndarray:
     """``a`` (any view whose last axis is the batch) as a C-contiguous array: ``a`` itself when it is
-    one, else a copy made ``BATCH_BLOCK`` samples at a time (the same values as ``np.ascontiguousarray``)."""
+    one, else a copy made ``BATCH_BLOCK`` samples at a time, channel ranges on parallel threads (the
+    same values as ``np.ascontiguousarray``)."""
     if a.flags.c_contiguous:
         return a
     out = np.empty(a.shape, a.dtype)
-    for b in range(0, a.shape[-1], BATCH_BLOCK):
-        out[..., b:b + BATCH_BLOCK] = a[..., b:b + BATCH_BLOCK]
+
+    def copy(c0: int, c1: int) -> None:
+        for b in range(0, a.shape[-1], BATCH_BLOCK):
+            out[c0:c1, ..., b:b + BATCH_BLOCK] = a[c0:c1, ..., b:b + BATCH_BLOCK]
+
+    parallel(copy, a.shape[0], out.nbytes)
     return out
 
 
@@ -204,20 +217,29 @@ def _im2col(big: np.ndarray, plan: Plan) -> np.ndarray:
     """Batch-last ``(C, *N, Bc)`` (any strides) -> columns ``(C, prod(K), *n, Bc)``, the taps of ``big`` seen by
     each output."""
     c, b = big.shape[0], big.shape[-1]
-    if big.strides[-1] == big.itemsize and b * big.itemsize >= DIRECT_RUN_BYTES:
-        # batch-last with long runs of samples: every tap reads them straight from ``big`` (a first
-        # copy per phase cost 15-70 % more in all on the DCGAN layers at batch 64)
-        parts = {phase: big[index] for phase, index in plan.gather_phases.items()}
-    else:  # one strided copy per phase first, so that the taps read long runs
-        parts = {phase: contiguous(big[index]) for phase, index in plan.gather_phases.items()}
     gather = plan.gather
-    cols = (np.empty if len(gather) == plan.tap_count else np.zeros)((c, plan.tap_count, *plan.geom.small, b),
-                                                                      big.dtype)
-    for t, phase, dst, src, slabs in gather:
-        tap_cols = cols[:, t]
-        tap_cols[dst] = parts[phase][src]
-        for slab in slabs:
-            tap_cols[slab] = 0
+    cols = workspace("columns", (c, plan.tap_count, *plan.geom.small, b), big.dtype)
+    missing = len(gather) < plan.tap_count  # taps that read only padding: zero columns
+    direct = big.strides[-1] == big.itemsize and b * big.itemsize >= DIRECT_RUN_BYTES
+
+    def fill(c0: int, c1: int) -> None:
+        """The columns of channels ``[c0, c1)``."""
+        part = big[c0:c1]
+        if missing:
+            cols[c0:c1].fill(0)
+        if direct:
+            # batch-last with long runs of samples: every tap reads them straight from ``big`` (a first
+            # copy per phase cost 15-70 % more in all on the DCGAN layers at batch 64)
+            phases = {phase: part[index] for phase, index in plan.gather_phases.items()}
+        else:  # one strided copy per phase first, so that the taps read long runs
+            phases = {phase: contiguous(part[index]) for phase, index in plan.gather_phases.items()}
+        for t, phase, dst, src, slabs in gather:
+            tap_cols = cols[c0:c1, t]
+            tap_cols[dst] = phases[phase][src]
+            for slab in slabs:
+                tap_cols[slab] = 0
+
+    parallel(fill, c, cols.nbytes)
     return cols
 
 
@@ -225,21 +247,26 @@ def _col2im(cols: np.ndarray, out: np.ndarray, plan: Plan) -> None:
     """Columns ``(C, *K, *n, Bc)`` -> batch-last ``out`` ``(C, *N, Bc)`` (overwritten), phase by phase.
     Without strides the single phase is ``out`` itself and needs no buffer."""
     c, b = cols.shape[0], cols.shape[-1]
-    flat = np.empty(c * b * plan.buffer_size, cols.dtype) if plan.strided else None
-    if plan.zero_first:
-        out.fill(0)
-    for target, shape, size, needs_zero, taps in plan.phases:
-        buf = flat[:c * b * size].reshape(c, *shape, b) if plan.strided else out
-        if needs_zero:
-            buf.fill(0)
-        for assign, src, dst in taps:
-            view = buf[dst]
-            if assign:
-                np.copyto(view, cols[src])
-            else:
-                np.add(view, cols[src], out=view)
-        if plan.strided:
-            out[target] = buf
+    flat = workspace("phases", (c * b * plan.buffer_size,), cols.dtype) if plan.strided else None
+
+    def add(c0: int, c1: int) -> None:
+        """The output of channels ``[c0, c1)``, each range in its own part of the phase buffer."""
+        if plan.zero_first:
+            out[c0:c1].fill(0)
+        for target, shape, size, needs_zero, taps in plan.phases:
+            buf = flat[:c * b * size].reshape(c, *shape, b)[c0:c1] if plan.strided else out[c0:c1]
+            if needs_zero:
+                buf.fill(0)
+            for assign, src, dst in taps:
+                view = buf[dst]
+                if assign:
+                    np.copyto(view, cols[c0:c1][src])
+                else:
+                    np.add(view, cols[c0:c1][src], out=view)
+            if plan.strided:
+                out[c0:c1][target] = buf
+
+    parallel(add, c, cols.nbytes)
 
 
 def correlate(big: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: int,
@@ -289,7 +316,7 @@ def scatter(small: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: in
     w_g = w.reshape(groups, o // groups, -1)
     for b0, b1 in _chunks(batch, chunk):
         samples = batch_last(small[b0:b1] if b1 - b0 < batch else small).reshape(o, cells, b1 - b0)
-        cols = np.empty((groups, w_g.shape[-1], cells * (b1 - b0)), out.dtype)
+        cols = workspace("columns", (groups, w_g.shape[-1], cells * (b1 - b0)), out.dtype)
         # an input not laid out batch-last is transposed a block of positions at a time, each copy no
         # larger than the GEMM's result (an input with many channels can dwarf it) or 1/16 of the input
         step = cells if samples.flags.c_contiguous else max(-(-cells // 16), cells * c * plan.tap_count // o)
