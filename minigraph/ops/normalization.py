@@ -26,6 +26,16 @@ def _normalized(x: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float) ->
     return (x - mean) * inv, inv
 
 
+def _batch_moments(x: np.ndarray, axes: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, biased variance, x - mean)`` over ``axes`` (kept as size-1 axes): the values of
+    ``x.mean``/``x.var`` (numpy's own steps), with the centred operand kept for the normalization
+    instead of being computed twice."""
+    mean = x.mean(axes, keepdims=True)
+    centred = x - mean
+    var = np.square(centred).mean(axes, keepdims=True)
+    return mean, var, centred
+
+
 def _normalized_grad(dxhat: np.ndarray, xhat: np.ndarray, inv: np.ndarray, axes: tuple) -> np.ndarray:
     """Gradient w.r.t. ``x`` of ``xhat = (x - mean(x)) / sqrt(var(x) + eps)`` with statistics over ``axes``."""
     count = math.prod(dxhat.shape[a] for a in axes)
@@ -44,7 +54,7 @@ class BatchNormOp(Op):
     name = "BatchNormalization"
     saves_inputs = saves_output = False
     keeps_layout = True
-    forward_temporaries, backward_temporaries = 2.0, 4.0
+    forward_temporaries, backward_temporaries = 1.0, 2.0  # the squares of the centred operand; g*xhat, a product
     updates_inputs = (3, 4)  # the running mean and variance
 
     def infer(self, in_shapes, in_dtypes, attrs, label):
@@ -99,15 +109,19 @@ class BatchNormOp(Op):
         axes, stats = self._layout(step)
         eps = step.attrs["epsilon"]
         if ctx.training:
-            mean, var = x.mean(axes, keepdims=True), x.var(axes, keepdims=True)
+            mean, var, xhat = _batch_moments(x, axes)
             count = x.size // mean.size  # values per statistic
             unbiased = step.attrs["unbiased_running_variance"] and count > 1
             self._update_running(step, x.shape[0], mean, var * (count / (count - 1)) if unbiased else var)
         else:
             mean, var = running_mean.reshape(stats), running_var.reshape(stats)
-        xhat, inv = _normalized(x, mean, var, eps)
+            xhat = x - mean
+        inv = 1.0 / np.sqrt(var + x.dtype.type(eps))
+        xhat *= inv  # in place: the centred operand becomes the normalized one
         scale = scale.reshape(stats)
-        return scale * xhat + bias.reshape(stats), (xhat, inv, ctx.training, scale)
+        y = xhat * scale
+        y += bias.reshape(stats)
+        return y, (xhat, inv, ctx.training, scale)
 
     @staticmethod
     def _update_running(step, batch: int, mean: np.ndarray, var: np.ndarray) -> None:
@@ -130,13 +144,23 @@ class BatchNormOp(Op):
         xhat, inv, training, scale = residual
         axes, _ = self._layout(step)
         grads = [None] * 5
+        centring = needs[0] and training  # the batch statistics depend on x: the two sums enter dx
+        sum_g = g.sum(axes, keepdims=True) if centring or needs[2] else None
+        sum_gx = (g * xhat).sum(axes, keepdims=True) if centring or needs[1] else None
         if needs[0]:
-            dxhat = g * scale
-            grads[0] = _normalized_grad(dxhat, xhat, inv, axes) if training else dxhat * inv
+            # dx = scale * inv * (g - mean(g) - xhat * mean(g * xhat)), the means over the statistic's
+            # values; the sums are the bias and scale gradients' own (one pass each, shared)
+            a = scale * inv
+            dx = g * a
+            if centring:
+                count = xhat.size // a.size
+                dx -= xhat * (a * sum_gx / count)
+                dx -= a * sum_g / count
+            grads[0] = dx
         if needs[1]:
-            grads[1] = (g * xhat).sum(axes).reshape(step.in_array_shapes[1])
+            grads[1] = sum_gx.reshape(step.in_array_shapes[1])
         if needs[2]:
-            grads[2] = g.sum(axes).reshape(step.in_array_shapes[2])
+            grads[2] = sum_g.reshape(step.in_array_shapes[2])
         return grads
 
 
