@@ -34,7 +34,7 @@ def test_gan_digits(tmp_path):
     assert sum(report["class_counts"]) == 1000 and "mean classifier confidence" in stdout
     assert report["fid"] > report["real_digit_fid"] > 0 and "FID" in stdout
     generator = mg.load_model(tmp_path / "generator.mgz")
-    z = np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32)
+    z = np.random.default_rng(0).standard_normal((5, generator.arguments[0].shape[0])).astype(np.float32)
     images = generator.eval({"z": z})
     assert images.shape == (5, 1, 8, 8) and np.all((images >= 0) & (images <= 1))
 
