@@ -70,7 +70,8 @@ def _kernels(results: dict) -> str:
     best = ", ".join(f"{r['name']} {100 * r['gflops']['forward'] / peak:.0f}%" for r in rows)
     return (f"- **Kernels.** The busiest forwards reach this share of the machine's float32 GEMM peak: {best}. "
             "A forward is one GEMM over channels on the raw input, then a phase-by-phase col2im (no "
-            "multiplications by inserted zeros); the backward is an im2col and GEMMs.")
+            "multiplications by inserted zeros); the backward is an im2col and GEMMs. The column and phase "
+            "buffers are reused from call to call, and the copies split their channels over threads.")
 
 
 def _machine(results: dict) -> str:
@@ -79,7 +80,8 @@ def _machine(results: dict) -> str:
                      for b in m["blas"] if b["user_api"] == "blas")
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
     return (f"Measured {results['date']} on {m['cpu']}, {m['cores']} cores, {m['platform']}; {versions}; "
-            f"numpy's BLAS: {blas}; {m['threads']} threads for numpy's BLAS (threadpoolctl), PyTorch "
+            f"numpy's BLAS: {blas}; {m['threads']} threads for numpy's BLAS (threadpoolctl), minigraph's copy "
+            f"passes (`mg.set_num_threads`), PyTorch "
             f"(`torch.set_num_threads`) and ONNX Runtime (`intra_op_num_threads`); float32 GEMM peak "
             f"{results['gemm_peak']['gflops']:.0f} GFLOP/s (`np.matmul` {results['gemm_peak']['n']}^2). "
             f"Ratios come from the minimum of {results['settings']['repeats']} timing rounds in one process, "

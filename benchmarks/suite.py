@@ -7,6 +7,8 @@ import sys
 import time
 from dataclasses import asdict
 
+import minigraph as mg
+
 from .convs import measure_workload
 from .data import measure_data
 from .digits_gan import measure_digits_gan
@@ -40,6 +42,7 @@ def run(workloads: list[Workload], settings: Settings, *, threads: int = 2, sect
     warn_blas_environment()
     limiter = limit_threads(threads)  # noqa: F841  (the limit lasts as long as the limiter lives)
     set_torch_threads(threads)
+    mg.set_num_threads(threads)  # minigraph's copy passes
     started = time.perf_counter()
     results = {"mode": mode, "settings": asdict(settings),
                "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
