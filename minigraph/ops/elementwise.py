@@ -36,28 +36,15 @@ def _leaky_relu_grad(x, alpha):
     return np.where(x > 0, 1.0, alpha).astype(x.dtype)
 
 
-def _leaky_relu_vjp(g, x, alpha):
-    """``g * leaky_relu'(x)``, multiplied into the derivative's own fresh array (no second output)."""
-    d = _leaky_relu_grad(x, alpha)
-    return np.multiply(d, g, out=d) if d.shape == g.shape and d.dtype == g.dtype else g * d
-
-
-def _relu_vjp(g, x):
-    """``g`` where ``x > 0``, else 0: one product with the mask, no float copy of the mask."""
-    return np.multiply(g, x > 0, dtype=g.dtype)
-
-
 class Unary(Op):
-    """``y = f(x)``; ``dy/dx = df(x, y)`` elementwise, or ``vjp(g, x)`` giving ``g * dy/dx`` directly
-    where that saves passes. ``forward_temporaries`` / ``backward_temporaries``: the numpy temporaries
-    of ``f`` / ``g * df`` beyond their result, in multiples of the output size."""
+    """``y = f(x)``; ``dy/dx = df(x, y)`` elementwise. ``forward_temporaries`` / ``backward_temporaries``:
+    the numpy temporaries of ``f`` / ``g * df`` beyond their result, in multiples of the output size."""
 
     keeps_layout = True
 
-    def __init__(self, name: str, f: Callable, df: Callable | None, saves_inputs: bool = True,
-                 saves_output: bool = False, forward_temporaries: float = 0.0, backward_temporaries: float = 0.0,
-                 vjp: Callable | None = None):
-        self.name, self.f, self.df, self.g_times_df = name, f, df, vjp
+    def __init__(self, name: str, f: Callable, df: Callable, saves_inputs: bool = True, saves_output: bool = False,
+                 forward_temporaries: float = 0.0, backward_temporaries: float = 0.0):
+        self.name, self.f, self.df = name, f, df
         self.saves_inputs, self.saves_output = saves_inputs, saves_output
         self.forward_temporaries, self.backward_temporaries = forward_temporaries, backward_temporaries
 
@@ -68,15 +55,14 @@ class Unary(Op):
         return self.f(xs[0], **step.attrs), None
 
     def vjp(self, step, g, xs, y, residual, needs):
-        if self.df is None:  # ``g * df`` in fewer passes, from the input (``saves_inputs``)
-            return [self.g_times_df(g, xs[0], **step.attrs)]
         return [g * self.df(xs[0], y, **step.attrs)]
 
 
 UNARY = {
     "negate": Unary("Negate", lambda x: -x, lambda x, y: -1.0, saves_inputs=False),
-    "relu": Unary("ReLU", lambda x: np.maximum(x, 0), None, backward_temporaries=0.25, vjp=_relu_vjp),
-    "leaky_relu": Unary("LeakyReLU", _leaky_relu, None, backward_temporaries=0.25, vjp=_leaky_relu_vjp),
+    "relu": Unary("ReLU", lambda x: np.maximum(x, 0), lambda x, y: (x > 0).astype(x.dtype), backward_temporaries=1.25),
+    "leaky_relu": Unary("LeakyReLU", _leaky_relu, lambda x, y, alpha: _leaky_relu_grad(x, alpha),
+                        backward_temporaries=1.25),
     "sigmoid": Unary("Sigmoid", _sigmoid, lambda x, y: y * (1 - y), saves_inputs=False, saves_output=True,
                      forward_temporaries=3.0, backward_temporaries=2.0),
     "tanh": Unary("Tanh", np.tanh, lambda x, y: 1 - y * y, saves_inputs=False, saves_output=True,
