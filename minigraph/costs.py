@@ -258,8 +258,9 @@ class _Run:
         return chunk if 0 < chunk < self.batch else self.batch
 
     def _direct(self, step: _Step, b: int, size: int) -> bool:
-        """Whether im2col reads the convolution's input in place (batch-last, runs of >= 128 bytes)."""
-        return step.batch_last and b * size >= 128
+        """Whether im2col reads the convolution's input in place (batch-last, runs of at least the op's
+        ``direct_run_bytes``)."""
+        return step.batch_last and b * size >= step.node.op.direct_run_bytes
 
     def conv_forward(self, step: _Step, size: int) -> int:
         """Transient bytes of correlate (convolution) or scatter (transposed convolution) for one chunk,

@@ -573,6 +573,9 @@ class Op:
     column_buffers = False
     """Whether forward and vjp are GEMMs over im2col/col2im column buffers (a convolution: the node's
     attributes carry its geometry); the output is laid out batch-last."""
+    direct_run_bytes = 0
+    """With ``column_buffers``: the shortest run of contiguous samples (bytes) that im2col reads in
+    place from a batch-last input; shorter runs, and other layouts, are first copied per phase."""
     forward_temporaries = 0.0
     """Transient buffers forward allocates beyond its result (numpy temporaries), in multiples of the
     output's size (of the first input's size when ``temporaries_per_input``)."""

@@ -16,7 +16,7 @@ from ..checks import check_int, is_int
 from ..shapes import InferredDimension, is_known, shape_str
 from . import conv_geometry as geo
 from .base import Inferred, Op, ShapeError, cached, export, make, register_op
-from .conv_kernels import Geometry, Plan, correlate, scatter
+from .conv_kernels import DIRECT_RUN_BYTES, Geometry, Plan, correlate, scatter
 
 
 class _ConvolutionOp(Op):
@@ -24,6 +24,7 @@ class _ConvolutionOp(Op):
 
     saves_output = False
     column_buffers = True
+    direct_run_bytes = DIRECT_RUN_BYTES
     transposed = False
     in_channel_axis = 1  # axis of the map that holds (input channels / groups)
 
