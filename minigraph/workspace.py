@@ -8,7 +8,8 @@ runs a kernel keeps one buffer per role, grown to the largest request so far and
 :func:`empty_cache` (PyTorch's name) releases them all. A buffer is only valid inside the kernel
 call that asked for it: the next request for the same role on the same thread reuses the memory.
 The memory model counts these buffers in every run's peak, as if they were allocated afresh
-(``Estimate.workspace_bytes``). This module is part of the foundation: it imports only numpy.
+(``Estimate.workspace_bytes``). This module is part of the foundation: it imports only numpy and
+:mod:`minigraph.allocator`.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import weakref
 from math import prod
 
 import numpy as np
+
+from . import allocator
 
 __all__ = ["workspace", "empty_cache", "cached_bytes"]
 
@@ -62,7 +65,9 @@ def cached_bytes() -> int:
 
 
 def empty_cache() -> None:
-    """Release every thread's kernel buffers (a kernel running now keeps its own until it returns)."""
+    """Release every thread's kernel buffers (a kernel running now keeps its own until it returns), and
+    return the free memory malloc keeps for reuse to the system (:mod:`minigraph.allocator`)."""
     with _LOCK:
         for buffers in _ALL:
             buffers.arrays.clear()
+    allocator.trim()

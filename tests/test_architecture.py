@@ -27,7 +27,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "minigraph"
 ENGINE = {"minigraph.shapes", "minigraph.graph", "minigraph.shape_inference", "minigraph.autodiff",
           "minigraph.costs"}  # costs: the memory and compute model of a run, from the shape pass alone
 FOUNDATION = {"minigraph.errors", "minigraph.rng", "minigraph.initializers", "minigraph.checks", "minigraph.limits",
-              "minigraph.threads", "minigraph.workspace"}
+              "minigraph.threads", "minigraph.workspace", "minigraph.allocator"}
 BELOW_OPS = ENGINE | FOUNDATION
 
 

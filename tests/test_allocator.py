@@ -1,0 +1,91 @@
+"""Host memory caching (minigraph.allocator): glibc's malloc keeps freed memory for reuse."""
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minigraph as mg
+from minigraph import allocator
+
+glibc = pytest.mark.skipif(allocator._LIBC is None, reason="memory caching tunes glibc's malloc only")
+SIZE = 64 << 20  # above glibc's largest on-the-fly mmap threshold (32 MiB): mapped afresh unless cached
+FRESH = SIZE // (2 << 20)  # the fewest faults of fresh memory: one per page, or per 2 MiB huge page (THP)
+REUSED = 8  # writing reused heap memory faults (almost) never
+
+
+def faults_of_array() -> int:
+    """Minor page faults taken by allocating and writing a 64 MiB array (freed again)."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    array = np.ones(SIZE, np.uint8)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    del array
+    return faults
+
+
+@pytest.fixture
+def restore_caching():
+    was = mg.get_memory_caching()
+    yield
+    mg.set_memory_caching(was)
+
+
+@glibc
+def test_caching_is_on_by_default_and_reuses_freed_pages(restore_caching):
+    assert mg.get_memory_caching()
+    faults_of_array()  # the heap grows to hold one such array
+    assert faults_of_array() < REUSED
+
+
+@glibc
+def test_without_caching_a_fresh_array_faults_its_pages_in(restore_caching):
+    assert mg.set_memory_caching(False) is False
+    assert not mg.get_memory_caching()
+    faults_of_array()
+    assert faults_of_array() >= FRESH
+    assert mg.set_memory_caching(True) is True
+    faults_of_array()
+    assert faults_of_array() < REUSED
+
+
+@glibc
+def test_empty_cache_returns_free_memory_and_keeps_caching_on(restore_caching):
+    faults_of_array()
+    mg.empty_cache()
+    assert mg.get_memory_caching()
+    assert faults_of_array() >= FRESH  # the freed heap went back to the system
+    assert faults_of_array() < REUSED
+
+
+def test_set_memory_caching_takes_a_bool(restore_caching):
+    with pytest.raises(TypeError, match="True or False, got 1"):
+        mg.set_memory_caching(1)
+
+
+def test_without_glibc_nothing_changes(monkeypatch, restore_caching):
+    monkeypatch.setattr(allocator, "_LIBC", None)
+    assert mg.set_memory_caching(True) is False
+    assert not mg.get_memory_caching()
+    allocator.trim()  # a no-op
+
+
+def run_import(value: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MINIGRAPH_MEMORY_CACHING": value}
+    return subprocess.run([sys.executable, "-c", "import minigraph as mg; print(mg.get_memory_caching())"],
+                          env=env, capture_output=True, text=True)
+
+
+@glibc
+def test_the_environment_variable_turns_caching_off_at_import():
+    assert run_import("0").stdout.strip() == "False"
+    assert run_import("1").stdout.strip() == "True"
+
+
+def test_a_bad_environment_value_is_a_clear_error():
+    result = run_import("yes")
+    assert result.returncode != 0
+    assert "MINIGRAPH_MEMORY_CACHING='yes': expected 1" in result.stderr
