@@ -36,10 +36,13 @@ from .shapes import shape_str
 
 @dataclass
 class Context:
-    """Per-run settings every op can read: ``training`` (dropout, batch statistics) and ``rng``."""
+    """Per-run settings every op can read: ``training`` (dropout, batch statistics), ``rng``, and
+    ``for_backward``: whether the run keeps what a backward pass needs (an op may then hand its vjp
+    work it would otherwise redo, as its residual)."""
 
     training: bool
     rng: np.random.Generator
+    for_backward: bool = False
 
 
 @dataclass
@@ -274,7 +277,7 @@ def forward(root: Node, feed: Mapping[Any, Any], keep: Sequence[Node] = (), trai
     cut = [k.label for k in keep if k not in program.index]
     if cut:
         raise GraphError(f"keep: {', '.join(cut)} lie above the given nodes, so this run does not compute them")
-    ctx = Context(training, np.random.default_rng(seed) if seed is not None else ops_rng())
+    ctx = Context(training, np.random.default_rng(seed) if seed is not None else ops_rng(), for_backward)
     keep_idx = {program.index[root], *(program.index[k] for k in keep)}
     values: list = [None] * len(program.order)
     for i, node in program.leaves:

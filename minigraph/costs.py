@@ -230,7 +230,8 @@ class _Run:
         if op == "Dropout" and not training:
             return 0, 0, 0
         if step.node.op.column_buffers:
-            return out, self.conv_forward(step, size), 0
+            kept = self.nbytes(step.slots[1]) if training and self.keeps_input(step) else 0
+            return out, self.conv_forward(step, size, training), kept
         transient = int(step.node.op.forward_temporaries * self._temporaries_unit(step, out))
         residual = 0
         if op == "BatchNormalization":
@@ -262,9 +263,14 @@ class _Run:
         ``direct_run_bytes``)."""
         return step.batch_last and b * size >= step.node.op.direct_run_bytes
 
-    def conv_forward(self, step: _Step, size: int) -> int:
+    def keeps_input(self, step: _Step) -> bool:
+        """Whether a transposed convolution run for a backward keeps its operand's batch-last copy (its
+        residual, read again by the weight gradient): an operand laid out otherwise and no chunks."""
+        return step.node.op_name == "ConvolutionTranspose" and not step.batch_last and self._chunk(step) == self.batch
+
+    def conv_forward(self, step: _Step, size: int, training: bool = False) -> int:
         """Transient bytes of correlate (convolution) or scatter (transposed convolution) for one chunk,
-        the reused buffers of :meth:`reused` included."""
+        the reused buffers of :meth:`reused` included (the residual of :meth:`keeps_input` is not)."""
         node = step.node
         b = self._chunk(step)
         c_in, c_out, kernel, cells, _, big, small = _conv_sizes(step.in_shapes, step.out_shape, step.attrs,
@@ -275,7 +281,7 @@ class _Run:
                 work += c_in * big * b * size  # one copy of the input per phase
             if b < self.batch:
                 work += math.prod(step.out_shape) * size * b  # the chunk's GEMM result before it is copied out
-        elif not step.batch_last:
+        elif not step.batch_last and not (training and self.keeps_input(step)):
             # the input is transposed to batch-last a block of positions at a time (scatter's rule: no
             # block larger than the GEMM result, nor smaller than 1/16 of the input)
             block = min(cells, max(-(-cells // 16), cells * c_out * kernel // c_in))
@@ -322,8 +328,8 @@ class _Run:
             copy = c_in * big * b * size if needs[0] and not self._direct(step, b, size) else 0
             return work + copy + c_out * small * b * size
         # transposed: one correlate of the output gradient (its phase copy, c_out x big); the input is
-        # copied to batch-last for the weight gradient
-        rows = 0 if step.batch_last or not needs[0] else c_in * small * b * size
+        # copied to batch-last for the weight gradient unless the forward kept its copy
+        rows = 0 if step.batch_last or not needs[0] or self.keeps_input(step) else c_in * small * b * size
         return work + c_out * big * b * size + rows
 
 

@@ -16,7 +16,17 @@ from ..checks import check_int, is_int
 from ..shapes import InferredDimension, is_known, shape_str
 from . import conv_geometry as geo
 from .base import Inferred, Op, ShapeError, cached, export, make, register_op
-from .conv_kernels import DIRECT_RUN_BYTES, Geometry, Plan, correlate, scatter
+from .conv_kernels import (
+    DIRECT_RUN_BYTES,
+    Geometry,
+    Plan,
+    batch_first,
+    batch_last,
+    contiguous,
+    correlate,
+    keeps_batch_last,
+    scatter,
+)
 
 
 class _ConvolutionOp(Op):
@@ -178,11 +188,21 @@ class ConvolutionTransposeOp(_ConvolutionOp):
 
     def forward(self, step, xs, ctx):
         w, x = self._arrays(step, xs)
-        y = scatter(x, w, self._plan(step), step.attrs["groups"], step.attrs["max_temp_mem_size_in_samples"])
-        return y, None
+        chunk = step.attrs["max_temp_mem_size_in_samples"]
+        kept = None
+        if ctx.for_backward and not 0 < chunk < x.shape[0] and not keeps_batch_last(x):
+            # the kernels read the operand batch-last: transpose it once, whole, and keep the copy for
+            # the weight gradient, which would otherwise transpose it again (a run with a memory bound
+            # per chunk transposes a block at a time instead)
+            kept = contiguous(batch_last(x))
+            x = batch_first(kept)
+        y = scatter(x, w, self._plan(step), step.attrs["groups"], chunk)
+        return y, kept
 
     def vjp(self, step, g, xs, y, residual, needs):
         w, x = self._arrays(step, xs)
+        if residual is not None:
+            x = batch_first(residual)
         gx, gw = correlate(g, w, self._plan(step), step.attrs["groups"], step.attrs["max_temp_mem_size_in_samples"],
                            small=x if needs[0] else None, want_out=needs[1])
         return [gw[None] if needs[0] else None, self._operand_grad(step, gx) if needs[1] else None]

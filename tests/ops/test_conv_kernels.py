@@ -167,6 +167,35 @@ def test_batch_last_inputs(case):
     _assert_all_close(built.ours(), loop_oracle(built))
 
 
+def _kept_copy(y, x, xv, **run):
+    """The residual a run of transposed convolution ``y`` hands its vjp (None: nothing kept)."""
+    state = y.forward({x: xv}, **run)
+    return state.residuals.get(state.program.index[y])
+
+
+@pytest.mark.parametrize("chunk", [0, 3])
+def test_transposed_convolution_keeps_its_operand_transposed_for_the_weight_gradient(chunk):
+    """A backward run transposes a batch-first operand once and keeps the copy (the weight gradient
+    reads it); evaluation, batch-last operands and chunked runs keep nothing."""
+    rng = np.random.default_rng(0)
+    x = variable((2, 3, 3), "x")
+    w = param(rng.standard_normal((2, 4, 3, 3)), "w")
+    y = mg.convolution_transpose(w, x, strides=2, max_temp_mem_size_in_samples=chunk)
+    xv = rng.standard_normal((5, 2, 3, 3))
+    kept = _kept_copy(y, x, xv)
+    if chunk:
+        assert kept is None
+    else:
+        assert kept.flags.c_contiguous and not np.shares_memory(kept, xv)
+        np.testing.assert_array_equal(kept, np.moveaxis(xv, 0, -1))
+    assert _kept_copy(y, x, xv, for_backward=False) is None
+    assert _kept_copy(y, x, _batch_last(xv)) is None
+    u = rng.standard_normal((5, *y.shape))
+    expected = oracles.kernel_gradient(xv, u, (3, 3), strides=(2, 2), dilation=(1, 1),
+                                       lower=y.attributes["lower_pad"], groups=1)
+    np.testing.assert_allclose(y.grad({x: xv}, wrt=w, grad_root=u), expected, rtol=1e-10, atol=1e-10)
+
+
 # oracle 2: PyTorch ------------------------------------------------------------------------------
 def torch_oracle(b: Built):
     torch = pytest.importorskip("torch")
