@@ -46,13 +46,19 @@ def chunked():
                                   max_temp_mem_size_in_samples=4)(x), x
 
 
+def wide_input():
+    """A fed batch-first operand with many channels: a backward run keeps its batch-last copy."""
+    x = mg.input_variable((128, 7, 7), name="x")
+    return L.ConvolutionTranspose((4, 4), 4, strides=2, pad=True, output_shape=(14, 14), bias=False)(x), x
+
+
 def symbolic():
     x = mg.input_variable((8, "H", "W"), name="x")
     y = L.ConvolutionTranspose((5, 5), 8, strides=2, pad=True, activation=mg.tanh)(x)
     return L.AveragePooling((3, 3), strides=1, pad=True)(y), x
 
 
-@pytest.mark.parametrize("build", [generator, dcgan, discriminator, chunked, symbolic])
+@pytest.mark.parametrize("build", [generator, dcgan, discriminator, chunked, wide_input, symbolic])
 @pytest.mark.parametrize("training", [False, True])
 def test_peak_estimate_within_25_percent_of_tracemalloc(build, training):
     model, x = build()
@@ -178,3 +184,13 @@ def test_trainer_steps_honour_the_memory_limit():
     small = {k: v[:info.value.fitting_batch] for k, v in feed.items()}
     trainer.train_minibatch(small)
     assert not all(np.array_equal(b, p.value) for b, p in zip(before, model.parameters))
+
+
+def test_a_backward_run_counts_the_kept_batch_last_copy_of_a_fed_operand():
+    from minigraph.costs import _Run
+    for build, kept in ((wide_input, 32 * 128 * 7 * 7 * 4), (chunked, 0)):
+        model, _ = build()
+        run = _Run(model, 32, {})
+        (step,) = [s for s in run.steps if s.node.op_name == "ConvolutionTranspose"]
+        assert run.forward_bytes(step, True)[2] == kept
+        assert run.forward_bytes(step, False)[2] == 0
