@@ -13,7 +13,7 @@ from .targets import (
     SGD_STEP_LIMIT,
     SUM_GROUP,
     SUM_LIMITS,
-    per_layer_limit,
+    layer_limit,
     ratio_of_sums,
 )
 
@@ -67,13 +67,13 @@ def _speed(results: dict) -> list[str]:
     for r in results["workloads"]:
         t, ratios = r["times"], r["ratios"]
         row = [r["name"], r["geometry"], _ms(t["minigraph"]["forward_s"]), _ms(t.get("torch", {}).get("forward_s")),
-               _verdict(ratios.get("forward_vs_torch"), per_layer_limit(r["group"], "forward"))]
+               _verdict(ratios.get("forward_vs_torch"), layer_limit(r, "forward"))]
         if has_ort:
             vs_ort = ratios.get("forward_vs_onnxruntime")
             row += [_ms(t.get("onnxruntime", {}).get("forward_s")), "-" if vs_ort is None else f"{vs_ort:.2f}"]
         g = r["gflops"]
         row += [_ms(t["minigraph"]["fwd_bwd_s"]), _ms(t.get("torch", {}).get("fwd_bwd_s")),
-                _verdict(ratios.get("fwd_bwd_vs_torch"), per_layer_limit(r["group"], "fwd_bwd")),
+                _verdict(ratios.get("fwd_bwd_vs_torch"), layer_limit(r, "fwd_bwd")),
                 f"{g['forward']:.1f} / {g['fwd_bwd']:.1f}",
                 f"{100 * g['forward'] / peak:.0f}% / {100 * g['fwd_bwd'] / peak:.0f}%"]
         rows.append(row)
@@ -176,14 +176,19 @@ def _gan(results: dict) -> list[str]:
     return lines
 
 
+def limit_text(target: dict) -> str:
+    """``limit 1.2`` for a ceiling, ``at least 0.75`` for a floor."""
+    return f"{'at least' if target.get('at_least') else 'limit'} {target['limit']:g}"
+
+
 def _summary(results: dict) -> list[str]:
     targets = results["targets"]
     failed = [t for t in targets if t["passed"] is False]
     missing = [t for t in targets if t["passed"] is None]
     passed = len(targets) - len(failed) - len(missing)
-    lines = ["## Targets (issue 8)", "", (f"{passed} of {len(targets)} targets pass, {len(failed)} fail, "
+    lines = ["## Targets (issues 8, 13 and 15)", "", (f"{passed} of {len(targets)} targets pass, {len(failed)} fail, "
              f"{len(missing)} not measured."), ""]
-    lines += [f"- FAIL: {t['what']}: {t['measured']:.2f} {t['unit']} (limit {t['limit']:g})" for t in failed]
+    lines += [f"- FAIL: {t['what']}: {t['measured']:.2f} {t['unit']} ({limit_text(t)})" for t in failed]
     lines += [f"- not measured: {t['what']}" for t in missing]
     return lines + [""] if failed or missing else lines
 
@@ -194,8 +199,8 @@ def glance(results: dict) -> list[str]:
     for r in results["workloads"]:
         ratios = r["ratios"]
         rows.append([r["name"], r["geometry"],
-                     _verdict(ratios.get("forward_vs_torch"), per_layer_limit(r["group"], "forward")),
-                     _verdict(ratios.get("fwd_bwd_vs_torch"), per_layer_limit(r["group"], "fwd_bwd")),
+                     _verdict(ratios.get("forward_vs_torch"), layer_limit(r, "forward")),
+                     _verdict(ratios.get("fwd_bwd_vs_torch"), layer_limit(r, "fwd_bwd")),
                      "-" if "forward_vs_onnxruntime" not in ratios else f"{ratios['forward_vs_onnxruntime']:.2f}"])
     summed = [r for r in results["workloads"] if r["group"] == SUM_GROUP]
     if summed:

@@ -1,4 +1,5 @@
-"""Issue 8's targets, checked against a result set (ratios are minigraph / PyTorch, float32, same threads).
+"""The benchmark targets of issues 8, 13 and 15, checked against a result set (ratios are minigraph /
+PyTorch, float32, same threads).
 
 A target whose measurement is missing (peer not installed, section not run) is reported with
 ``passed = None`` rather than silently dropped.
@@ -23,6 +24,10 @@ GAN_STEP_LIMIT = 1.2
 """The 64x64 DCGAN D+G training step, batch 64, over PyTorch's (issue 13)."""
 DIGITS_GAN_LIMIT = 1.0
 """The digits demo's GAN step at one thread over PyTorch's: the demo keeps its lead (issue 13)."""
+CLOSE_LAYERS, CLOSE_LIMIT = ("dcgan5", "conv1d", "conv3d"), 1.5
+"""Memory-bound layers within 1.5x of PyTorch, forward and forward+backward (issue 13)."""
+COMPUTE_BOUND_LAYERS, GEMM_SHARE_LIMIT = ("dcgan2", "dcgan3", "dcgan4", "mnist1_k4", "mnist1_k5"), 0.75
+"""Compute-bound layers at >= 75 % of the run's float32 GEMM peak, forward and forward+backward (issue 13)."""
 
 
 @dataclass
@@ -32,10 +37,11 @@ class Target:
     measured: float | None
     unit: str = "x"
     passed: bool | None = None
+    at_least: bool = False  # the limit is a floor (a share of the GEMM peak), not a ceiling
 
     def __post_init__(self):
         if self.measured is not None:
-            self.passed = bool(self.measured <= self.limit)
+            self.passed = bool(self.measured >= self.limit if self.at_least else self.measured <= self.limit)
 
 
 def ratio_of_sums(rows: list[dict], kind: str, peer: str = "torch") -> float | None:
@@ -50,6 +56,12 @@ def per_layer_limit(group: str, kind: str) -> float:
     return PER_LAYER_LIMITS[group][0 if kind == "forward" else 1]
 
 
+def layer_limit(row: dict, kind: str) -> float:
+    """The strictest ratio limit on a workload row: its group's (issue 8), or issue 13's for its layers."""
+    limit = per_layer_limit(row["group"], kind)
+    return min(limit, CLOSE_LIMIT) if row["name"] in CLOSE_LAYERS else limit
+
+
 def check(results: dict) -> list[dict]:
     """Every target with its measurement and verdict, in report order."""
     targets = []
@@ -61,8 +73,14 @@ def check(results: dict) -> list[dict]:
                                   ratio_of_sums(summed, kind)))
     for r in convs:
         for kind in ("forward", "fwd_bwd"):
-            targets.append(Target(f"{r['name']} {kind.replace('_', '+')}", per_layer_limit(r["group"], kind),
-                                  r["ratios"].get(f"{kind}_vs_torch")))
+            label, ratio = kind.replace("_", "+"), r["ratios"].get(f"{kind}_vs_torch")
+            targets.append(Target(f"{r['name']} {label}", per_layer_limit(r["group"], kind), ratio))
+            if r["name"] in CLOSE_LAYERS:
+                targets.append(Target(f"{r['name']} {label} (issue 13)", CLOSE_LIMIT, ratio))
+            if r["name"] in COMPUTE_BOUND_LAYERS and "gemm_peak" in results:
+                targets.append(Target(f"{r['name']} {label} share of the GEMM peak", GEMM_SHARE_LIMIT,
+                                      r["gflops"][kind] / results["gemm_peak"]["gflops"], unit="of peak",
+                                      at_least=True))
         for m in r["memory"]:
             targets.append(Target(f"{r['name']} forward temp memory, max_temp={m['max_temp_mem_size_in_samples']}",
                                   1.0, m["forward_peak_bytes"] / m["budget_bytes"], unit="of budget"))

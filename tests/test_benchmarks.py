@@ -64,7 +64,7 @@ def test_results_json_structure(results, tmp_path):
     assert data["batch"] == 4 and data["images"] == 32 and data["gan_step_ratio"] > 0
     assert data["images_per_s_prefetch0"] > 0 and data["images_per_s_prefetch2"] > 0
     for t in loaded["targets"]:
-        assert set(t) == {"what", "limit", "measured", "unit", "passed"}
+        assert set(t) == {"what", "limit", "measured", "unit", "passed", "at_least"}
         assert (t["passed"] is None) == (t["measured"] is None)
     text = Path(md_path).read_text()
     for heading in ("Transposed convolution", "Peak temporary memory", "Framework overhead", "SGD step", "Data loading",
@@ -73,7 +73,7 @@ def test_results_json_structure(results, tmp_path):
     assert all(w.name in text for w in TINY_WORKLOADS)
     section = performance_section(loaded)
     assert section.startswith("## Performance") and "make bench" in section
-    assert all(f"| {w.name} |" in section for w in TINY_WORKLOADS) and "targets of issue 8" in section
+    assert all(f"| {w.name} |" in section for w in TINY_WORKLOADS) and "targets of issues 8, 13 and 15" in section
 
 
 @pytest.mark.parametrize("w", TINY_WORKLOADS, ids=lambda w: w.name)
@@ -146,3 +146,17 @@ def test_a_full_run_replaces_only_the_readme_performance_section():
     assert replace_section(readme, "## Performance\n\nnew table\n") == (
         "# t\n\nintro\n\n## Performance\n\nnew table\n\n## Next\n\nkept\n")
     assert replace_section("# t\n", "## Performance\n\nx\n") == "# t\n\n## Performance\n\nx\n"
+
+
+def test_issue_13_targets_check_the_strict_ratio_and_the_gemm_share():
+    from benchmarks.targets import check, layer_limit
+    row = {"name": "conv3d", "group": "3d", "ratios": {"forward_vs_torch": 2.0, "fwd_bwd_vs_torch": 1.4},
+           "gflops": {"forward": 10.0, "fwd_bwd": 10.0}, "memory": []}
+    dense = {"name": "dcgan3", "group": "dcgan", "ratios": {"forward_vs_torch": 1.0, "fwd_bwd_vs_torch": 1.0},
+             "gflops": {"forward": 80.0, "fwd_bwd": 70.0}, "memory": [],
+             "times": {peer: {"forward_s": 1.0, "fwd_bwd_s": 1.0} for peer in ("minigraph", "torch")}}
+    verdicts = {t["what"]: t["passed"] for t in check({"workloads": [row, dense], "gemm_peak": {"gflops": 100.0}})}
+    assert verdicts["conv3d forward"] and not verdicts["conv3d forward (issue 13)"]
+    assert verdicts["conv3d fwd+bwd (issue 13)"]
+    assert verdicts["dcgan3 forward share of the GEMM peak"] and not verdicts["dcgan3 fwd+bwd share of the GEMM peak"]
+    assert layer_limit(row, "forward") == 1.5 and layer_limit(dense, "forward") == 2.5
