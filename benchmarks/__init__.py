@@ -1,8 +1,8 @@
-"""minigraph's benchmark suite (issue 8): ConvolutionTranspose against PyTorch and ONNX Runtime.
+"""minigraph's benchmark suite (issues 8, 13 and 15): ConvolutionTranspose against PyTorch and ONNX Runtime.
 
 Entry point: ``python -m benchmarks`` (see :mod:`benchmarks.__main__`); ``make bench`` runs it with
 the BLAS-tuning variables unset. Modules: :mod:`workloads` (what is measured), :mod:`timing`
 (min-of-N timer, tracemalloc peak), :mod:`machine` (CPU, BLAS, threads, GEMM peak), :mod:`peers`
 (PyTorch, ONNX Runtime), :mod:`ours` (the minigraph graphs), :mod:`convs`, :mod:`overhead`,
-:mod:`sgd` (the measurements), :mod:`targets` (issue 8's limits), :mod:`report`, :mod:`suite`.
+:mod:`sgd` (the measurements), :mod:`targets` (the issues' limits), :mod:`report`, :mod:`suite`.
 """

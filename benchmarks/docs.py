@@ -6,8 +6,9 @@ from .report import MIB, glance, limit_text
 INTRO = """\
 minigraph runs on numpy alone, yet its transposed convolution stays close to PyTorch's on CPU.
 The table gives minigraph's time divided by the peer's for the same layer (lower is better; below 1
-means minigraph is faster), float32, the same number of threads for every framework, with issue 8's
-target next to each ratio. "fwd+bwd" runs the graph the way a user does,
+means minigraph is faster), float32, the same number of threads for every framework, with the
+strictest target on each ratio next to it (issue 8's per layer, issue 13's 1.5 for dcgan5, conv1d
+and conv3d). "fwd+bwd" runs the graph the way a user does,
 `y.grad({x: x}, wrt=[x, W])`, against `torch.autograd.grad` on `conv_transpose*d`; the SGD step is
 `Trainer.train_minibatch` (forward, backward, momentum SGD) on the MNIST-size generator against the
 same model under `torch.optim.SGD`."""

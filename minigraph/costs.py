@@ -366,10 +366,12 @@ def estimate(model: Node, batch: int = 1, training: bool = False,
     params = sum(int(math.prod(p.shape)) * _itemsize(p) for p in model.parameters)
     costs = node_costs(model)
     macs = sum(_concrete(c.multiply_adds, bound) for c in costs) * run.batch * (3 if training else 1)
-    workspace = max((run.conv_forward(s, run.sizes[s.index]) for s in run.steps if s.node.op.column_buffers),
+    workspace = max((run.conv_forward(s, run.sizes[s.index], training) for s in run.steps if s.node.op.column_buffers),
                     default=0)
     peak, at = _simulate(run, model, training)
     activations = sum(_concrete(c.kept_bytes if training else c.output_bytes, bound) for c in costs) * run.batch
+    if training:  # what only a run's layout decides: transposed convolutions' kept operand copies
+        activations += sum(run.nbytes(s.slots[1]) for s in run.steps if s.node.op.column_buffers and run.keeps_input(s))
     return Estimate(run.batch, training, params, activations, workspace, int(macs), peak, at, bound)
 
 

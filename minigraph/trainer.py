@@ -430,7 +430,8 @@ class Trainer:
         loss_sum = metric_sum = 0.0
         for b in range(0, n, minibatch_size):
             feed = {k: v[b:b + minibatch_size] for k, v in arrays.items()}
-            state = self.loss_function.forward(feed, keep=[] if metric_node is None else [metric_node])
+            state = self.loss_function.forward(feed, keep=[] if metric_node is None else [metric_node],
+                                               for_backward=False)
             rows = state.program.batch
             loss = _per_sample_mean(state.values[self.loss_function])
             metric = None if metric_node is None else _per_sample_mean(state.values[metric_node])

@@ -2,8 +2,9 @@
 phase buffers, the largest temporaries of a convolution (up to ``prod(kernel)`` times its input).
 
 A fresh array of tens of MiB costs more than the copy that fills it: its pages are faulted in and
-zeroed by the kernel (the DCGAN 64x64 training step spent about 15 % of its time there) and glibc
-hands allocations above 32 MiB straight back to the system when they are freed. Each thread that
+zeroed by the kernel (the DCGAN 64x64 training step spent about 15 % of its time there), and by
+default glibc hands allocations above 32 MiB straight back to the system when they are freed
+(:mod:`minigraph.allocator` keeps them in the heap instead; these buffers do not depend on it). Each thread that
 runs a kernel keeps one buffer per role, grown to the largest request so far and never shrunk;
 :func:`empty_cache` (PyTorch's name) releases them all. A buffer is only valid inside the kernel
 call that asked for it: the next request for the same role on the same thread reuses the memory.

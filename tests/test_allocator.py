@@ -27,6 +27,13 @@ def faults_of_array() -> int:
     return faults
 
 
+def reused_faults() -> int:
+    """The fewest faults of three 64 MiB arrays after a first one: another allocation landing in the
+    freed block between two of them can make one array take a few fresh pages."""
+    faults_of_array()
+    return min(faults_of_array() for _ in range(3))
+
+
 @pytest.fixture
 def restore_caching():
     was = mg.get_memory_caching()
@@ -35,10 +42,9 @@ def restore_caching():
 
 
 @glibc
-def test_caching_is_on_by_default_and_reuses_freed_pages(restore_caching):
-    assert mg.get_memory_caching()
-    faults_of_array()  # the heap grows to hold one such array
-    assert faults_of_array() < REUSED
+def test_caching_reuses_freed_pages(restore_caching):
+    assert mg.set_memory_caching(True) is True
+    assert reused_faults() < REUSED
 
 
 @glibc
@@ -48,17 +54,17 @@ def test_without_caching_a_fresh_array_faults_its_pages_in(restore_caching):
     faults_of_array()
     assert faults_of_array() >= FRESH
     assert mg.set_memory_caching(True) is True
-    faults_of_array()
-    assert faults_of_array() < REUSED
+    assert reused_faults() < REUSED
 
 
 @glibc
 def test_empty_cache_returns_free_memory_and_keeps_caching_on(restore_caching):
+    mg.set_memory_caching(True)
     faults_of_array()
     mg.empty_cache()
     assert mg.get_memory_caching()
     assert faults_of_array() >= FRESH  # the freed heap went back to the system
-    assert faults_of_array() < REUSED
+    assert reused_faults() < REUSED
 
 
 def test_set_memory_caching_takes_a_bool(restore_caching):
@@ -66,7 +72,7 @@ def test_set_memory_caching_takes_a_bool(restore_caching):
         mg.set_memory_caching(1)
 
 
-def test_without_glibc_nothing_changes(monkeypatch, restore_caching):
+def test_without_glibc_nothing_changes(restore_caching, monkeypatch):  # monkeypatch undone first
     monkeypatch.setattr(allocator, "_LIBC", None)
     assert mg.set_memory_caching(True) is False
     assert not mg.get_memory_caching()
@@ -80,9 +86,10 @@ def run_import(value: str) -> subprocess.CompletedProcess:
 
 
 @glibc
-def test_the_environment_variable_turns_caching_off_at_import():
+def test_caching_is_on_at_import_unless_the_environment_variable_says_0():
     assert run_import("0").stdout.strip() == "False"
     assert run_import("1").stdout.strip() == "True"
+    assert run_import("").stdout.strip() == "True"  # empty: as if unset
 
 
 def test_a_bad_environment_value_is_a_clear_error():

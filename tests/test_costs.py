@@ -8,6 +8,7 @@ import minigraph as mg
 from benchmarks.estimates import measured_peak  # a warm run's tracemalloc peak
 from minigraph import layers as L
 from minigraph.costs import estimate, node_costs
+from minigraph.limits import format_bytes
 
 from helpers import small_generator
 
@@ -186,11 +187,12 @@ def test_trainer_steps_honour_the_memory_limit():
     assert not all(np.array_equal(b, p.value) for b, p in zip(before, model.parameters))
 
 
-def test_a_backward_run_counts_the_kept_batch_last_copy_of_a_fed_operand():
-    from minigraph.costs import _Run
+def test_a_training_estimate_counts_the_kept_batch_last_copy_of_a_fed_operand():
+    """Nothing else is kept for wide_input's backward: its activations are exactly the copy (none when
+    the run is chunked, or for inference)."""
     for build, kept in ((wide_input, 32 * 128 * 7 * 7 * 4), (chunked, 0)):
         model, _ = build()
-        run = _Run(model, 32, {})
-        (step,) = [s for s in run.steps if s.node.op_name == "ConvolutionTranspose"]
-        assert run.forward_bytes(step, True)[2] == kept
-        assert run.forward_bytes(step, False)[2] == 0
+        assert model.estimate(32, training=True).activation_bytes == kept
+        assert f"{format_bytes(kept) if kept else '0 B'} kept for training" in str(model.summary(batch=32))
+    model, _ = wide_input()
+    assert model.estimate(32).activation_bytes == 32 * 4 * 14 * 14 * 4  # inference: the output

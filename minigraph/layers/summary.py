@@ -187,17 +187,19 @@ def _totals(model: Node, costs: list, batch: int | None) -> list[str]:
     # the column buffers serve max_temp_mem_size_in_samples samples at a time when it is set
     work = symbolic_max([c.workspace_bytes * (1 if batch is None else min(c.chunk or batch, batch)) for c in costs])
     what = "Per sample" if batch is None else f"Batch {batch}"
-    lines.append(f"{what}: {_amount(macs, batch) or 0} multiply-adds; activations {_amount(made, batch, 'B') or '0 B'} "
-                 f"(every op output), {_amount(kept, batch, 'B') or '0 B'} kept for training; convolution workspace "
-                 f"{_amount(work, None, 'B') or '0 B'}")
+    kept_text, work_text = _amount(kept, batch, 'B') or '0 B', _amount(work, None, 'B') or '0 B'
     symbolic = set().union(*(names_of(n.shape) for n in model.graph))
+    runs = None
     if batch is not None and not symbolic:
-        infer, train = estimate(model, batch, False), estimate(model, batch, True)
-        # the simulated run also counts inputs the kernels copy to their batch-last layout
-        lines[-1] = lines[-1].rsplit("convolution workspace ", 1)[0] + \
-            f"convolution workspace {format_bytes(infer.workspace_bytes)}"
-        lines.append(f"Peak memory of a run (simulated): {format_bytes(infer.peak_bytes)} inference, "
-                     f"{format_bytes(train.peak_bytes)} training step (parameters not included)")
+        # the simulated run also counts what the run's layouts decide: inputs the kernels copy to
+        # their batch-last layout, and the copies a transposed convolution keeps for its backward
+        runs = estimate(model, batch, False), estimate(model, batch, True)
+        kept_text, work_text = format_bytes(runs[1].activation_bytes), format_bytes(runs[0].workspace_bytes)
+    lines.append(f"{what}: {_amount(macs, batch) or 0} multiply-adds; activations {_amount(made, batch, 'B') or '0 B'} "
+                 f"(every op output), {kept_text} kept for training; convolution workspace {work_text}")
+    if runs is not None:
+        lines.append(f"Peak memory of a run (simulated): {format_bytes(runs[0].peak_bytes)} inference, "
+                     f"{format_bytes(runs[1].peak_bytes)} training step (parameters not included)")
     return lines
 
 

@@ -169,7 +169,7 @@ def batch_last(a: np.ndarray) -> np.ndarray:
     return a.transpose(*range(1, a.ndim), 0)
 
 
-def keeps_batch_last(a: np.ndarray) -> bool:
+def is_batch_last(a: np.ndarray) -> bool:
     """Whether ``a`` ``(B, C, *S)`` is laid out batch-last (its ``(C, *S, B)`` view is C-contiguous)."""
     return batch_last(a).flags.c_contiguous
 
