@@ -230,8 +230,7 @@ class _Run:
         if op == "Dropout" and not training:
             return 0, 0, 0
         if step.node.op.column_buffers:
-            kept = self.nbytes(step.slots[1]) if training and self.keeps_input(step) else 0
-            return out, self.conv_forward(step, size, training), kept
+            return out, self.conv_forward(step, size, training), self.kept_input_bytes(step) if training else 0
         transient = int(step.node.op.forward_temporaries * self._temporaries_unit(step, out))
         residual = 0
         if op == "BatchNormalization":
@@ -267,6 +266,10 @@ class _Run:
         """Whether a transposed convolution run for a backward keeps its operand's batch-last copy (its
         residual, read again by the weight gradient): an operand laid out otherwise and no chunks."""
         return step.node.op_name == "ConvolutionTranspose" and not step.batch_last and self._chunk(step) == self.batch
+
+    def kept_input_bytes(self, step: _Step) -> int:
+        """Bytes of the operand copy :meth:`keeps_input` describes (0 when none is kept)."""
+        return self.nbytes(step.slots[1]) if step.node.op.column_buffers and self.keeps_input(step) else 0
 
     def conv_forward(self, step: _Step, size: int, training: bool = False) -> int:
         """Transient bytes of correlate (convolution) or scatter (transposed convolution) for one chunk,
@@ -371,7 +374,7 @@ def estimate(model: Node, batch: int = 1, training: bool = False,
     peak, at = _simulate(run, model, training)
     activations = sum(_concrete(c.kept_bytes if training else c.output_bytes, bound) for c in costs) * run.batch
     if training:  # what only a run's layout decides: transposed convolutions' kept operand copies
-        activations += sum(run.nbytes(s.slots[1]) for s in run.steps if s.node.op.column_buffers and run.keeps_input(s))
+        activations += sum(run.kept_input_bytes(s) for s in run.steps)
     return Estimate(run.batch, training, params, activations, workspace, int(macs), peak, at, bound)
 
 

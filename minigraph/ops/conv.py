@@ -25,6 +25,7 @@ from .conv_kernels import (
     contiguous,
     correlate,
     is_batch_last,
+    is_chunked,
     scatter,
 )
 
@@ -190,7 +191,7 @@ class ConvolutionTransposeOp(_ConvolutionOp):
         w, x = self._arrays(step, xs)
         chunk = step.attrs["max_temp_mem_size_in_samples"]
         kept = None
-        if ctx.for_backward and not 0 < chunk < x.shape[0] and not is_batch_last(x):
+        if ctx.for_backward and not is_chunked(x.shape[0], chunk) and not is_batch_last(x):
             # the kernels read the operand batch-last: transpose it once, whole, and keep the copy for
             # the weight gradient, which would otherwise transpose it again (a run with a memory bound
             # per chunk transposes a block at a time instead)

@@ -179,9 +179,14 @@ def batch_first(a: np.ndarray) -> np.ndarray:
     return a.transpose(a.ndim - 1, *range(a.ndim - 1))
 
 
+def is_chunked(batch: int, chunk: int) -> bool:
+    """Whether ``max_temp_mem_size_in_samples=chunk`` splits a batch of ``batch`` samples (0: never)."""
+    return 0 < chunk < batch
+
+
 def _chunks(batch: int, chunk: int) -> list:
     """``[(b0, b1), ...]`` covering the batch ``chunk`` samples at a time (0: all); none for an empty batch."""
-    step = chunk if 0 < chunk < batch else max(batch, 1)
+    step = chunk if is_chunked(batch, chunk) else max(batch, 1)
     return [(b, min(b + step, batch)) for b in range(0, batch, step)]
 
 
