@@ -41,14 +41,12 @@ def restore_caching():
     mg.set_memory_caching(was)
 
 
-@glibc
-def test_caching_reuses_freed_pages(restore_caching):
+def check_caching_reuses_freed_pages() -> None:
     assert mg.set_memory_caching(True) is True
     assert reused_faults() < REUSED
 
 
-@glibc
-def test_without_caching_a_fresh_array_faults_its_pages_in(restore_caching):
+def check_without_caching_a_fresh_array_faults_its_pages_in() -> None:
     assert mg.set_memory_caching(False) is False
     assert not mg.get_memory_caching()
     faults_of_array()
@@ -57,14 +55,28 @@ def test_without_caching_a_fresh_array_faults_its_pages_in(restore_caching):
     assert reused_faults() < REUSED
 
 
-@glibc
-def test_empty_cache_returns_free_memory_and_keeps_caching_on(restore_caching):
+def check_empty_cache_returns_free_memory_and_keeps_caching_on() -> None:
     mg.set_memory_caching(True)
     faults_of_array()
     mg.empty_cache()
     assert mg.get_memory_caching()
     assert faults_of_array() >= FRESH  # the freed heap went back to the system
     assert reused_faults() < REUSED
+
+
+@glibc
+@pytest.mark.parametrize("check", [check_caching_reuses_freed_pages,
+                                   check_without_caching_a_fresh_array_faults_its_pages_in,
+                                   check_empty_cache_returns_free_memory_and_keeps_caching_on],
+                         ids=lambda check: check.__name__.removeprefix("check_"))
+def test_page_reuse_in_a_fresh_interpreter(check):
+    """Each check runs in a new interpreter: in a long-lived test process, blocks that earlier tests
+    freed into the heap can serve a 64 MiB array whatever the thresholds, so it would not be fresh."""
+    env = {k: v for k, v in os.environ.items() if k != "MINIGRAPH_MEMORY_CACHING"}
+    code = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); "
+            f"import test_allocator; test_allocator.{check.__name__}()")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def test_set_memory_caching_takes_a_bool(restore_caching):
