@@ -6,3 +6,4 @@ the BLAS-tuning variables unset. Modules: :mod:`workloads` (what is measured), :
 (PyTorch, ONNX Runtime), :mod:`ours` (the minigraph graphs), :mod:`convs`, :mod:`overhead`,
 :mod:`sgd` (the measurements), :mod:`targets` (the issues' limits), :mod:`report`, :mod:`suite`.
 """
+import minigraph  # noqa: F401  (before numpy, as the README advises: it sets OpenBLAS's idle spin, see minigraph.blas_threads)

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+import minigraph as mg
+
 from .peers import installed
 from .timing import Settings, best_time
 
@@ -70,6 +72,7 @@ def machine_info(threads: int) -> dict:
         "torch_threads": importlib.import_module("torch").get_num_threads() if installed("torch") else None,
         "versions": versions,
         "blas": blas_info(),
+        "blas_thread_timeout": mg.get_blas_thread_timeout(),
         "env_warnings": blas_environment_warnings(),
     }
 

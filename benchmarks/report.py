@@ -40,6 +40,8 @@ def _machine(results: dict) -> list[str]:
     m, peak = results["machine"], results["gemm_peak"]
     blas = "; ".join(f"{b['internal_api']} {b['version']} ({b['architecture'] or b['prefix']}, "
                      f"{b['num_threads']} threads)" for b in m["blas"] if b["user_api"] == "blas") or "unknown"
+    if m.get("blas_thread_timeout") is not None:
+        blas += f", idle threads spin 2^{m['blas_thread_timeout']} cycles (OPENBLAS_THREAD_TIMEOUT)"
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
     lines = [f"- Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}",
              (f"- Threads: {m['threads']} requested; numpy's BLAS: {blas}; PyTorch: {m['torch_threads']} "
