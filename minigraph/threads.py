@@ -7,13 +7,20 @@ Python threads run in parallel. :func:`parallel` splits such a pass into contigu
 axis (the channels) and runs them on a small pool; every split gives the same values, since each
 element is written by exactly one range.
 
+Elementwise chains over large arrays (activations and their gradients, batch normalization's
+normalization and input gradient, the learners' update rules) run through :func:`map_chunks`: a
+chunk of :data:`CHUNK_BYTES` at a time, so that a chain's second and later passes read it from the
+core's cache instead of memory, and the chunks are shared among the same threads. The values are
+the same bits for every thread count. In the 64x64 DCGAN training step this cut 3-4 % of the time
+(1036-1049 ms -> 1001-1010 ms, 2 threads, same process).
+
 ``set_num_threads(n)`` / ``get_num_threads()`` (PyTorch's names) set how many threads these passes
 use; the default is ``OMP_NUM_THREADS`` when set, else the CPUs this process may run on. numpy's
 BLAS threads are set apart from this (``OPENBLAS_NUM_THREADS`` or threadpoolctl). A pass smaller
 than :data:`MIN_PART_BYTES` per thread runs on the calling thread, and a pass started inside
 another one's range runs there too (no nesting, no deadlock). Any number of user threads may call
 in at once; the pool is rebuilt in a forked child. This module is part of the foundation: it
-imports nothing but the argument checks.
+imports numpy and the argument checks only.
 """
 from __future__ import annotations
 
@@ -22,9 +29,12 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
+import numpy as np
+
 from .checks import check_int
 
-__all__ = ["set_num_threads", "get_num_threads", "parallel", "MIN_PART_BYTES"]
+__all__ = ["set_num_threads", "get_num_threads", "parallel", "map_chunks", "chunked", "worth_chunks", "MIN_PART_BYTES",
+           "CHUNK_BYTES"]
 
 MIN_PART_BYTES = 1 << 20
 """The least bytes a thread's range must move: a hand-off to the pool costs some 20-50 us, the
@@ -102,3 +112,63 @@ def parallel(fn: Callable[[int, int], None], count: int, nbytes: int) -> None:
             future.exception()  # wait for every range before anything is raised or returned
     for future in futures:
         future.result()
+
+
+CHUNK_BYTES = 256 << 10
+"""The bytes of output an elementwise chain computes at a time (:func:`map_chunks`): its operands and
+temporaries then stay in the core's L2 cache between the chain's passes."""
+
+
+def worth_chunks(a: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> bool:
+    """Whether :func:`map_chunks` splits ``a`` (at least two chunks); callers on hot paths of small
+    arrays ask first and skip building the chain's closure."""
+    return a.ndim > 0 and a.nbytes >= 2 * chunk_bytes
+
+
+def map_chunks(fn: Callable[..., None], out: np.ndarray, *operands, chunk_bytes: int = CHUNK_BYTES) -> None:
+    """``fn(out[s], *(operand[s] ...))`` for slices ``s`` that cover ``out``, ``chunk_bytes`` of
+    ``out`` at a time, the chunks shared among the threads (:func:`parallel`).
+
+    For elementwise chains (several numpy passes writing into ``out[s]`` or chunk-sized
+    temporaries): every element gets the same formula whatever the split, so every thread count and
+    chunk size gives the same bits, and the passes after the first read the chunk from cache. The
+    chunks run along ``out``'s outermost axis in memory (the channels of a batch-last activation, the
+    batch of a batch-first one), so each is one contiguous block when ``out`` is dense; the operands
+    are seen through the same axis order. An array operand with as many axes as ``out`` (after
+    numpy's broadcasting prepends any missing ones) and the same length along that axis is sliced;
+    broadcast statistics of length 1, scalars and None are passed whole. An ``out`` smaller than two
+    chunks is computed in one call on the calling thread.
+    """
+    if not worth_chunks(out, chunk_bytes):
+        fn(out, *operands)
+        return
+    order = sorted(range(out.ndim), key=lambda axis: -abs(out.strides[axis]))  # outermost axis first
+    view = out.transpose(order)
+    parts = [a.reshape((1,) * (out.ndim - a.ndim) + a.shape).transpose(order)
+             if isinstance(a, np.ndarray) and a.ndim <= out.ndim else a for a in operands]
+    count = view.shape[0]
+    sliced = [isinstance(a, np.ndarray) and a.ndim == view.ndim and a.shape[0] == count > 1 for a in parts]
+    rows = max(1, chunk_bytes // max(out.nbytes // max(count, 1), 1))  # rows of the outer axis per chunk
+
+    def run(lo: int, hi: int) -> None:
+        for r0 in range(lo, hi, rows):
+            s = slice(r0, min(r0 + rows, hi))
+            fn(view[s], *(a[s] if cut else a for a, cut in zip(parts, sliced)))
+
+    parallel(run, count, out.nbytes)
+
+
+def chunked(f: Callable[..., np.ndarray], *operands, like: np.ndarray | None = None,
+            chunk_bytes: int = CHUNK_BYTES) -> np.ndarray:
+    """``f(*operands)`` for an elementwise chain ``f`` whose result has the shape of the first operand:
+    when that is at least two chunks large, computed by :func:`map_chunks` into a new array laid out
+    as ``like`` (default: the first operand) in memory, else by one call. The values are the same
+    bits either way; the layout matters to what follows (a reduction sums in memory order, a
+    convolution wants its operand batch-last)."""
+    first = operands[0]
+    if not worth_chunks(first, chunk_bytes):
+        return f(*operands)
+    dtype = f(*(a[:0] if isinstance(a, np.ndarray) and a.shape == first.shape else a for a in operands)).dtype
+    out = np.empty_like(first if like is None else like, dtype=dtype)
+    map_chunks(lambda o, *parts: np.copyto(o, f(*parts)), out, *operands, chunk_bytes=chunk_bytes)
+    return out

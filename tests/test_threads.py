@@ -123,3 +123,104 @@ def test_user_threads_share_the_pool():
         w.join()
     for result in out:
         np.testing.assert_array_equal(result, expected)
+
+
+# elementwise chains by chunks (map_chunks / chunked) ------------------------------------------------
+
+def test_map_chunks_covers_every_row_once_and_passes_broadcast_operands_whole():
+    mg.set_num_threads(2)
+    out = np.zeros((40, 3, 1000), np.float32)
+    row_ids = np.arange(40, dtype=np.float32).reshape(40, 1, 1) * np.ones((1, 3, 1000), np.float32)
+    stats = np.full((1, 3, 1), 2.0, np.float32)
+    seen = []
+
+    def fn(o, rows, s, nothing):
+        assert s.shape == (1, 3, 1) and np.shares_memory(s, stats) and nothing is None and o.shape[1:] == (3, 1000)
+        seen.append(o.shape[0])
+        o += rows * s
+
+    threads.map_chunks(fn, out, row_ids, stats, None, chunk_bytes=48_000)
+    np.testing.assert_array_equal(out, 2 * row_ids)
+    assert sum(seen) == 40 and max(seen) == 4 and len(seen) >= 10  # 12,000 bytes a row: 4 rows a chunk
+
+
+def test_small_arrays_are_one_call():
+    calls = []
+    out = np.zeros((8, 10), np.float32)
+    threads.map_chunks(lambda o: calls.append(o.shape), out)
+    assert calls == [(8, 10)]
+    a = np.ones((8, 10), np.float32)
+    assert threads.chunked(lambda x: x, a) is a  # no copy: f's own result
+
+
+def split(monkeypatch, n: int, chunk: int) -> None:
+    """Run the chains on ``n`` threads in chunks of ``chunk`` bytes (1 << 40: one pass)."""
+    mg.set_num_threads(n)
+    for fn in (threads.chunked, threads.map_chunks):
+        monkeypatch.setattr(fn, "__kwdefaults__", {**fn.__kwdefaults__, "chunk_bytes": chunk})
+
+
+@pytest.mark.parametrize("op", ["sigmoid", "tanh", "softplus", "leaky_relu", "exp", "log", "sqrt"])
+def test_chunked_unary_ops_give_the_same_bits_as_one_pass(op, monkeypatch):
+    """Forward and gradient of a unary op on a 4 MiB operand, split in chunks and threads, equal the
+    whole-array formulas bit for bit."""
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal((64, 16, 32, 32)).astype(np.float32)
+    if op in ("log", "sqrt"):
+        data = np.abs(data) + 0.1
+    x = mg.input_variable((16, 32, 32), name="x")
+    y = getattr(mg, op)(x) if op != "leaky_relu" else mg.leaky_relu(x, 0.2)
+    results = []
+    for n, chunk in ((1, 1 << 40), (2, threads.CHUNK_BYTES), (3, 10_000)):
+        split(monkeypatch, n, chunk)
+        state = y.forward({x: data})
+        results.append((state[y], y.backward(state, wrt=[x])[x]))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_batch_normalization_and_learners_are_the_same_bits_for_every_split(monkeypatch):
+    """A batch-normalized layer trained two Adam steps and two momentum steps: values, gradients and
+    parameters equal whatever the thread count and chunk size."""
+    def train(n, chunk):
+        split(monkeypatch, n, chunk)
+        mg.set_seed(0)
+        x = mg.input_variable((32, 16, 16), name="x")
+        y = L.Sequential([L.Convolution((3, 3), 32, pad=True), L.BatchNormalization(map_rank=1), mg.relu,
+                          L.Dense(10)])(x)
+        loss = mg.reduce_sum(mg.square(y))
+        trainers = [mg.Trainer(y, loss, [mg.learners.adam(y.parameters, 1e-3)]),
+                    mg.Trainer(y, loss, [mg.learners.momentum_sgd(y.parameters, 1e-3, 0.9, nesterov=True)])]
+        data = np.random.default_rng(2).standard_normal((48, 32, 16, 16)).astype(np.float32)
+        for trainer in trainers:
+            for _ in range(2):
+                trainer.train_minibatch({x: data})
+        return [p.value.copy() for p in y.parameters] + [c.value.copy() for c in y.constants]
+
+    whole = train(1, 1 << 40)
+    for n, chunk in ((2, threads.CHUNK_BYTES), (3, 20_000)):
+        for a, b in zip(whole, train(n, chunk)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_chunks_follow_the_memory_order_and_keep_the_layout():
+    """A batch-last activation (channels outermost in memory) is cut into channel blocks, each one
+    contiguous, and a chunked result keeps the layout asked for."""
+    mg.set_num_threads(1)
+    x = np.random.default_rng(3).standard_normal((16, 8, 64, 64)).astype(np.float32)  # (C, H, W, B) in memory
+    batch_first = x.transpose(3, 0, 1, 2)
+    blocks = []
+
+    def fn(o, a):
+        blocks.append(o.shape)
+        assert o.flags.c_contiguous and a.flags.c_contiguous
+        np.negative(a, out=o)
+
+    out = np.empty_like(batch_first)
+    threads.map_chunks(fn, out, batch_first, chunk_bytes=64 << 10)
+    np.testing.assert_array_equal(out, -batch_first)
+    assert blocks[0] == (1, 8, 64, 64) and len(blocks) == 16  # one channel (128 KiB) a chunk
+    result = threads.chunked(np.negative, np.ascontiguousarray(batch_first), like=batch_first, chunk_bytes=64 << 10)
+    assert result.strides == batch_first.strides
+    np.testing.assert_array_equal(result, -batch_first)

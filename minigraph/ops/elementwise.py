@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..checks import check_number
+from ..threads import chunked, worth_chunks
 from .base import Inferred, Op, align, broadcast_rule, export, make, register_op, unbroadcast
 
 
@@ -52,10 +53,19 @@ class Unary(Op):
         return Inferred(tuple(in_shapes[0]))
 
     def forward(self, step, xs, ctx):
-        return self.f(xs[0], **step.attrs), None
+        attrs, x = step.attrs, xs[0]
+        if not worth_chunks(x):
+            return self.f(x, **attrs), None
+        return chunked(lambda x: self.f(x, **attrs), x), None
 
     def vjp(self, step, g, xs, y, residual, needs):
-        return [g * self.df(xs[0], y, **step.attrs)]
+        attrs, x = step.attrs, xs[0]
+        if not worth_chunks(g):
+            return [g * self.df(x, y, **attrs)]
+        # laid out as the derivative's operand, as numpy gives ``g * df`` for large arrays (it writes
+        # the product into the temporary ``df``): a batch-last activation keeps a batch-last gradient
+        like = x if x is not None else y if y is not None else g
+        return [chunked(lambda g, x, y: g * self.df(x, y, **attrs), g, x, y, like=like)]
 
 
 UNARY = {

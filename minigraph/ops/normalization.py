@@ -18,6 +18,7 @@ import numpy as np
 from ..checks import check_bool, check_number
 from ..graph import Constant
 from ..shapes import InferredDimension, shape_str
+from ..threads import map_chunks
 from .base import Inferred, Op, ShapeError, align, export, make, register_op, unbroadcast
 
 
@@ -117,10 +118,15 @@ class BatchNormOp(Op):
             mean, var = running_mean.reshape(stats), running_var.reshape(stats)
             xhat = x - mean
         inv = 1.0 / np.sqrt(var + x.dtype.type(eps))
-        xhat *= inv  # in place: the centred operand becomes the normalized one
-        scale = scale.reshape(stats)
-        y = xhat * scale
-        y += bias.reshape(stats)
+        scale, bias = scale.reshape(stats), bias.reshape(stats)
+        y = np.empty_like(xhat, dtype=np.result_type(xhat, scale, bias))  # xhat's layout, as xhat * scale had
+
+        def normalize(y, xhat, inv, scale, bias):  # the centred operand becomes the normalized one in place
+            xhat *= inv
+            np.multiply(xhat, scale, out=y)
+            y += bias
+
+        map_chunks(normalize, y, xhat, inv, scale, bias)
         return y, (xhat, inv, ctx.training, scale)
 
     @staticmethod
@@ -151,11 +157,17 @@ class BatchNormOp(Op):
             # dx = scale * inv * (g - mean(g) - xhat * mean(g * xhat)), the means over the statistic's
             # values; the sums are the bias and scale gradients' own (one pass each, shared)
             a = scale * inv
-            dx = g * a
-            if centring:
-                count = xhat.size // a.size
-                dx -= xhat * (a * sum_gx / count)
-                dx -= a * sum_g / count
+            count = xhat.size // a.size
+            b, c = (a * sum_gx / count, a * sum_g / count) if centring else (None, None)
+            dx = np.empty_like(g, dtype=np.result_type(g, a))
+
+            def input_gradient(dx, g, xhat, a, b, c):
+                np.multiply(g, a, out=dx)
+                if centring:
+                    dx -= xhat * b
+                    dx -= c
+
+            map_chunks(input_gradient, dx, g, xhat, a, b, c)
             grads[0] = dx
         if needs[1]:
             grads[1] = sum_gx.reshape(step.in_array_shapes[1])
