@@ -33,8 +33,8 @@ import numpy as np
 
 from .checks import check_int
 
-__all__ = ["set_num_threads", "get_num_threads", "parallel", "map_chunks", "chunked", "worth_chunks", "MIN_PART_BYTES",
-           "CHUNK_BYTES"]
+__all__ = ["set_num_threads", "get_num_threads", "parallel", "map_chunks", "chunked", "worth_chunks", "outer_axis",
+           "MIN_PART_BYTES", "CHUNK_BYTES"]
 
 MIN_PART_BYTES = 1 << 20
 """The least bytes a thread's range must move: a hand-off to the pool costs some 20-50 us, the
@@ -119,15 +119,21 @@ CHUNK_BYTES = 256 << 10
 temporaries then stay in the core's L2 cache between the chain's passes."""
 
 
-def worth_chunks(a: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> bool:
-    """Whether :func:`map_chunks` splits ``a`` (at least two chunks); callers on hot paths of small
-    arrays ask first and skip building the chain's closure."""
-    return a.ndim > 0 and a.nbytes >= 2 * chunk_bytes
+def worth_chunks(a: np.ndarray, chunk_bytes: int | None = None) -> bool:
+    """Whether :func:`map_chunks` splits ``a`` (at least two chunks of ``chunk_bytes``, default
+    :data:`CHUNK_BYTES`); callers on hot paths of small arrays ask first and skip building the
+    chain's closure."""
+    return a.ndim > 0 and a.nbytes >= 2 * (chunk_bytes or CHUNK_BYTES)
 
 
-def map_chunks(fn: Callable[..., None], out: np.ndarray, *operands, chunk_bytes: int = CHUNK_BYTES) -> None:
+def outer_axis(a: np.ndarray) -> int:
+    """The axis :func:`map_chunks` cuts ``a`` along: the outermost in memory (the largest stride)."""
+    return max(range(a.ndim), key=lambda axis: abs(a.strides[axis]))
+
+
+def map_chunks(fn: Callable[..., None], out: np.ndarray, *operands, chunk_bytes: int | None = None) -> None:
     """``fn(out[s], *(operand[s] ...))`` for slices ``s`` that cover ``out``, ``chunk_bytes`` of
-    ``out`` at a time, the chunks shared among the threads (:func:`parallel`).
+    ``out`` (default :data:`CHUNK_BYTES`) at a time, the chunks shared among the threads (:func:`parallel`).
 
     For elementwise chains (several numpy passes writing into ``out[s]`` or chunk-sized
     temporaries): every element gets the same formula whatever the split, so every thread count and
@@ -139,11 +145,12 @@ def map_chunks(fn: Callable[..., None], out: np.ndarray, *operands, chunk_bytes:
     broadcast statistics of length 1, scalars and None are passed whole. An ``out`` smaller than two
     chunks is computed in one call on the calling thread.
     """
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
     if not worth_chunks(out, chunk_bytes):
         fn(out, *operands)
         return
     order = sorted(range(out.ndim), key=lambda axis: -abs(out.strides[axis]))  # outermost axis first
-    view = out.transpose(order)
+    view = out.transpose(order)  # order[0] is outer_axis(out)
     parts = [a.reshape((1,) * (out.ndim - a.ndim) + a.shape).transpose(order)
              if isinstance(a, np.ndarray) and a.ndim <= out.ndim else a for a in operands]
     count = view.shape[0]
@@ -159,7 +166,7 @@ def map_chunks(fn: Callable[..., None], out: np.ndarray, *operands, chunk_bytes:
 
 
 def chunked(f: Callable[..., np.ndarray], *operands, like: np.ndarray | None = None,
-            chunk_bytes: int = CHUNK_BYTES) -> np.ndarray:
+            chunk_bytes: int | None = None) -> np.ndarray:
     """``f(*operands)`` for an elementwise chain ``f`` whose result has the shape of the first operand:
     when that is at least two chunks large, computed by :func:`map_chunks` into a new array laid out
     as ``like`` (default: the first operand) in memory, else by one call. The values are the same

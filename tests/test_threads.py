@@ -156,8 +156,7 @@ def test_small_arrays_are_one_call():
 def split(monkeypatch, n: int, chunk: int) -> None:
     """Run the chains on ``n`` threads in chunks of ``chunk`` bytes (1 << 40: one pass)."""
     mg.set_num_threads(n)
-    for fn in (threads.chunked, threads.map_chunks):
-        monkeypatch.setattr(fn, "__kwdefaults__", {**fn.__kwdefaults__, "chunk_bytes": chunk})
+    monkeypatch.setattr(threads, "CHUNK_BYTES", chunk)
 
 
 @pytest.mark.parametrize("op", ["sigmoid", "tanh", "softplus", "leaky_relu", "exp", "log", "sqrt"])

@@ -8,6 +8,12 @@ per statistic), as PyTorch and cuDNN do; normalization itself uses the biased on
 shares one mean/variance per channel (axis 0 of the static shape) over the batch and every spatial
 position, as convolutional networks want; ``spatial=False`` keeps one per element.
 ``layer_normalization`` normalizes each sample over all its static axes.
+
+Large operands are processed in cache-sized chunks on the copy threads
+(:func:`minigraph.threads.map_chunks`). When the chunks hold whole statistics (a batch-last
+activation is cut into channel blocks), the batch statistics, and in the backward pass the two sums
+and the input gradient, each take one pass over the chunk; otherwise the statistics are whole-array
+reductions. Either way every thread count gives the same bits.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ import numpy as np
 from ..checks import check_bool, check_number
 from ..graph import Constant
 from ..shapes import InferredDimension, shape_str
-from ..threads import map_chunks
+from ..threads import map_chunks, outer_axis, worth_chunks
 from .base import Inferred, Op, ShapeError, align, export, make, register_op, unbroadcast
 
 
@@ -27,13 +33,36 @@ def _normalized(x: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float) ->
     return (x - mean) * inv, inv
 
 
-def _batch_moments(x: np.ndarray, axes: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(mean, biased variance, x - mean)`` over ``axes`` (kept as size-1 axes): the values of
-    ``x.mean``/``x.var`` (numpy's own steps), with the centred operand kept for the normalization
-    instead of being computed twice."""
-    mean = x.mean(axes, keepdims=True)
-    centred = x - mean
-    var = np.square(centred).mean(axes, keepdims=True)
+def _whole_statistics_per_chunk(a: np.ndarray, stats: tuple) -> bool:
+    """Whether :func:`~minigraph.threads.map_chunks` over ``a``'s layout cuts only between statistics
+    of shape ``stats`` (1 on the reduced axes): its chunks then hold every value of their statistics,
+    as the channel blocks of a batch-last activation do."""
+    return worth_chunks(a) and stats[outer_axis(a)] > 1
+
+
+def _reduced_axes(stats_chunk: np.ndarray) -> tuple:
+    """The axes a chunk's statistics reduce over: those of length 1 in their own chunk."""
+    return tuple(axis for axis, n in enumerate(stats_chunk.shape) if n == 1)
+
+
+def _batch_moments(x: np.ndarray, axes: tuple, stats: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, biased variance, x - mean)`` over ``axes`` (kept as size-1 axes, shape ``stats``):
+    numpy's two-pass ``mean``/``var`` steps, with the centred operand kept for the normalization
+    instead of being computed twice. Where chunks hold whole statistics, all three come from one
+    chunked pass (the chunk read from memory once)."""
+    if not _whole_statistics_per_chunk(x, stats):
+        mean = x.mean(axes, keepdims=True)
+        centred = x - mean
+        return mean, np.square(centred).mean(axes, keepdims=True), centred
+    mean, var, centred = np.empty(stats, x.dtype), np.empty(stats, x.dtype), np.empty_like(x)
+
+    def moments(centred, x, mean, var):
+        reduced = _reduced_axes(mean)
+        np.mean(x, axis=reduced, keepdims=True, out=mean)
+        np.subtract(x, mean, out=centred)
+        np.mean(np.square(centred), axis=reduced, keepdims=True, out=var)
+
+    map_chunks(moments, centred, x, mean, var)
     return mean, var, centred
 
 
@@ -110,7 +139,7 @@ class BatchNormOp(Op):
         axes, stats = self._layout(step)
         eps = step.attrs["epsilon"]
         if ctx.training:
-            mean, var, xhat = _batch_moments(x, axes)
+            mean, var, xhat = _batch_moments(x, axes, stats)
             count = x.size // mean.size  # values per statistic
             unbiased = step.attrs["unbiased_running_variance"] and count > 1
             self._update_running(step, x.shape[0], mean, var * (count / (count - 1)) if unbiased else var)
@@ -148,12 +177,15 @@ class BatchNormOp(Op):
 
     def vjp(self, step, g, xs, y, residual, needs):
         xhat, inv, training, scale = residual
-        axes, _ = self._layout(step)
+        axes, stats = self._layout(step)
         grads = [None] * 5
         centring = needs[0] and training  # the batch statistics depend on x: the two sums enter dx
-        sum_g = g.sum(axes, keepdims=True) if centring or needs[2] else None
-        sum_gx = (g * xhat).sum(axes, keepdims=True) if centring or needs[1] else None
-        if needs[0]:
+        if centring and _whole_statistics_per_chunk(g, stats):
+            grads[0], sum_g, sum_gx = _centred_input_gradient(g, xhat, scale * inv)
+        else:
+            sum_g = g.sum(axes, keepdims=True) if centring or needs[2] else None
+            sum_gx = (g * xhat).sum(axes, keepdims=True) if centring or needs[1] else None
+        if needs[0] and grads[0] is None:
             # dx = scale * inv * (g - mean(g) - xhat * mean(g * xhat)), the means over the statistic's
             # values; the sums are the bias and scale gradients' own (one pass each, shared)
             a = scale * inv
@@ -174,6 +206,27 @@ class BatchNormOp(Op):
         if needs[2]:
             grads[2] = sum_g.reshape(step.in_array_shapes[2])
         return grads
+
+
+def _centred_input_gradient(g: np.ndarray, xhat: np.ndarray, a: np.ndarray) -> tuple:
+    """``(dx, sum(g), sum(g * xhat))`` of training-mode batch normalization in one chunked pass, for
+    chunks that hold whole statistics: each chunk's sums are complete, so its ``dx`` follows while
+    the chunk is in cache. ``a`` is ``scale * inv`` (statistics shape)."""
+    count = xhat.size // a.size
+    dx = np.empty_like(g, dtype=np.result_type(g, a))
+    sum_g, sum_gx = np.empty(a.shape, dx.dtype), np.empty(a.shape, dx.dtype)
+
+    def input_gradient(dx, g, xhat, a, sum_g, sum_gx):
+        reduced = _reduced_axes(sum_g)
+        np.sum(g, axis=reduced, keepdims=True, out=sum_g)
+        np.multiply(g, xhat, out=dx)  # dx holds g * xhat until its sum is taken
+        np.sum(dx, axis=reduced, keepdims=True, out=sum_gx)
+        np.multiply(g, a, out=dx)
+        dx -= xhat * (a * sum_gx / count)
+        dx -= a * sum_g / count
+
+    map_chunks(input_gradient, dx, g, xhat, a, sum_g, sum_gx)
+    return dx, sum_g, sum_gx
 
 
 BATCH_NORM = register_op(BatchNormOp())

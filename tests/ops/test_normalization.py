@@ -189,3 +189,47 @@ def test_models_saved_before_unbiased_running_variance_keep_the_biased_one(tmp_p
         model.eval({model.arguments[0]: data}, training=True)
         running_var = next(c for c in model.constants if c.name == "running_var")
         np.testing.assert_allclose(running_var.value, data.var((0, 2, 3), ddof=ddof))
+
+
+def _batch_last(data: np.ndarray) -> np.ndarray:
+    """``data`` ``(N, C, ...)`` laid out batch-last in memory, as the convolutions leave activations."""
+    return np.ascontiguousarray(np.moveaxis(data, 0, -1)).transpose(data.ndim - 1, *range(data.ndim - 1))
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunked passes from 2 KiB on (one channel of the operands below is 1 KiB), on 3 threads."""
+    from minigraph import threads
+    monkeypatch.setattr(threads, "CHUNK_BYTES", 1024)
+    before = mg.get_num_threads()
+    mg.set_num_threads(3)
+    yield
+    mg.set_num_threads(before)
+
+
+@pytest.mark.parametrize("spatial", [True, False])
+def test_batch_norm_in_channel_chunks_gives_the_whole_array_values(spatial, small_chunks):
+    """Training-mode statistics, output and gradients of a batch-last operand computed a channel block
+    at a time equal the whole-array formulas (and the finite differences)."""
+    shape = (6, 4, 4)  # 4 samples: 128 doubles = 1 KiB a channel
+    x, y, scale, bias, *_ = _bn(shape, spatial, momentum=0.0)
+    data = _batch_last(np.random.default_rng(7).standard_normal((4, *shape)) * 2 + 1)
+    from minigraph.ops.normalization import _whole_statistics_per_chunk
+    assert _whole_statistics_per_chunk(data, (1, 6, 1, 1) if spatial else (1, *shape))
+    axes = (0, 2, 3) if spatial else (0,)
+    expected = _reference(data, scale.value, bias.value, data.mean(axes), data.var(axes), axes)
+    np.testing.assert_allclose(y.eval({x: data}, training=True), expected, rtol=1e-12, atol=1e-12)
+    check_gradients(y, {x: data}, wrt=[x, scale, bias], training=True)
+
+
+def test_batch_norm_chunks_give_the_same_bits_for_every_thread_count(small_chunks):
+    x, y, *_ = _bn((6, 4, 4), True, momentum=0.0)
+    data = _batch_last(np.random.default_rng(8).standard_normal((4, 6, 4, 4)))
+    results = []
+    for n in (1, 2, 3):
+        mg.set_num_threads(n)
+        state = y.forward({x: data}, training=True)
+        results.append([state[y], *y.backward(state, wrt=[x, *y.parameters]).values()])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
