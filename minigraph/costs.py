@@ -107,9 +107,10 @@ def _conv_sizes(shapes: list, out_shape: tuple, attrs: Mapping, transposed: bool
 def _multiply_adds(node: Function, shapes: list, out_shape: tuple, attrs: Mapping) -> DimLike:
     op = node.op_name
     if node.op.column_buffers:
-        c_in, c_out, kernel, in_cells, out_cells, _, _ = _conv_sizes(shapes, out_shape, attrs, op != "Convolution")
+        transposed = node.op.transposed
+        c_in, c_out, kernel, in_cells, out_cells, _, _ = _conv_sizes(shapes, out_shape, attrs, transposed)
         groups = attrs.get("groups", 1)
-        cells = out_cells if op == "Convolution" else in_cells
+        cells = in_cells if transposed else out_cells
         return cells * c_in * c_out * kernel // groups
     if op == "Times":
         left, right = shapes
@@ -121,11 +122,10 @@ def _multiply_adds(node: Function, shapes: list, out_shape: tuple, attrs: Mappin
 def _workspace(node: Function, shapes: list, out_shape: tuple, attrs: Mapping, itemsize: int) -> DimLike:
     """Per-sample bytes of a convolution's forward buffers: correlate's im2col columns ``C*K x small``
     (plus the per-phase copy of the input), scatter's GEMM result ``O*K x small`` (plus a phase buffer)."""
-    op = node.op_name
     if not node.op.column_buffers:
         return 0
-    c_in, c_out, kernel, in_cells, _, big, small = _conv_sizes(shapes, out_shape, attrs, op != "Convolution")
-    if op == "Convolution":
+    c_in, c_out, kernel, in_cells, _, big, small = _conv_sizes(shapes, out_shape, attrs, node.op.transposed)
+    if not node.op.transposed:
         return (c_in * kernel * small + c_in * big) * itemsize
     phase = _phase_cells(attrs, out_shape)
     return (c_out * kernel * small + c_out * phase) * itemsize
@@ -265,7 +265,7 @@ class _Run:
     def keeps_input(self, step: _Step) -> bool:
         """Whether a transposed convolution run for a backward keeps its operand's batch-last copy (its
         residual, read again by the weight gradient): an operand laid out otherwise and no chunks."""
-        return step.node.op_name == "ConvolutionTranspose" and not step.batch_last and self._chunk(step) == self.batch
+        return step.node.op.transposed and not step.batch_last and self._chunk(step) == self.batch
 
     def kept_input_bytes(self, step: _Step) -> int:
         """Bytes of the operand copy :meth:`keeps_input` describes (0 when none is kept)."""
@@ -277,9 +277,9 @@ class _Run:
         node = step.node
         b = self._chunk(step)
         c_in, c_out, kernel, cells, _, big, small = _conv_sizes(step.in_shapes, step.out_shape, step.attrs,
-                                                               node.op_name != "Convolution")
+                                                               node.op.transposed)
         work = sum(self.reused(step, size))
-        if node.op_name == "Convolution":
+        if not node.op.transposed:
             if not self._direct(step, b, size):
                 work += c_in * big * b * size  # one copy of the input per phase
             if b < self.batch:
@@ -295,7 +295,7 @@ class _Run:
         """Bytes of the kernel buffers one step takes from the reused workspace (``minigraph.workspace``):
         ``(columns, phases)``, im2col's or the GEMM's columns and col2im's phase buffer."""
         b = self._chunk(step)
-        transposed = step.node.op_name != "Convolution"
+        transposed = step.node.op.transposed
         c_in, c_out, kernel, _, _, big, small = _conv_sizes(step.in_shapes, step.out_shape, step.attrs, transposed)
         c_big = c_out if transposed else c_in  # the channels of the side im2col gathers / col2im adds to
         columns = c_big * kernel * small * b * size
@@ -323,9 +323,9 @@ class _Run:
         size = self.sizes[step.index]
         b = self._chunk(step)
         c_in, c_out, kernel, in_cells, out_cells, big, small = _conv_sizes(
-            step.in_shapes, step.out_shape, step.attrs, step.node.op_name != "Convolution")
+            step.in_shapes, step.out_shape, step.attrs, step.node.op.transposed)
         work = sum(self.reused(step, size, True, tuple(needs)))
-        if step.node.op_name == "Convolution":
+        if not step.node.op.transposed:
             # weight gradient: correlate's columns and, unless read in place, the input's phase copy; the
             # output gradient is copied to batch-last
             copy = c_in * big * b * size if needs[0] and not self._direct(step, b, size) else 0

@@ -573,6 +573,9 @@ class Op:
     column_buffers = False
     """Whether forward and vjp are GEMMs over im2col/col2im column buffers (a convolution: the node's
     attributes carry its geometry); the output is laid out batch-last."""
+    transposed = False
+    """With ``column_buffers``: a transposed convolution (forward scatters by col2im, its operand is
+    the small side), not a convolution."""
     direct_run_bytes = 0
     """With ``column_buffers``: the shortest run of contiguous samples (bytes) that im2col reads in
     place from a batch-last input; shorter runs, and other layouts, are first copied per phase."""
