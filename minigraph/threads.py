@@ -34,7 +34,7 @@ import numpy as np
 from .checks import check_int
 
 __all__ = ["set_num_threads", "get_num_threads", "parallel", "map_chunks", "chunked", "worth_chunks", "outer_axis",
-           "MIN_PART_BYTES", "CHUNK_BYTES"]
+           "same_layout", "MIN_PART_BYTES", "CHUNK_BYTES"]
 
 MIN_PART_BYTES = 1 << 20
 """The least bytes a thread's range must move: a hand-off to the pool costs some 20-50 us, the
@@ -126,9 +126,20 @@ def worth_chunks(a: np.ndarray, chunk_bytes: int | None = None) -> bool:
     return a.ndim > 0 and a.nbytes >= 2 * (chunk_bytes or CHUNK_BYTES)
 
 
+def _axis_order(a: np.ndarray) -> tuple:
+    """``a``'s axes from outermost to innermost in memory."""
+    return tuple(sorted(range(a.ndim), key=lambda axis: -abs(a.strides[axis])))
+
+
+def same_layout(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` and ``b`` (one shape) run through memory in the same axis order (both batch-first,
+    say): numpy's whole-array passes then read both in order, and chunks gain little over them."""
+    return a.shape == b.shape and _axis_order(a) == _axis_order(b)
+
+
 def outer_axis(a: np.ndarray) -> int:
     """The axis :func:`map_chunks` cuts ``a`` along: the outermost in memory (the largest stride)."""
-    return max(range(a.ndim), key=lambda axis: abs(a.strides[axis]))
+    return _axis_order(a)[0]
 
 
 def map_chunks(fn: Callable[..., None], out: np.ndarray, *operands, chunk_bytes: int | None = None) -> None:
@@ -149,7 +160,7 @@ def map_chunks(fn: Callable[..., None], out: np.ndarray, *operands, chunk_bytes:
     if not worth_chunks(out, chunk_bytes):
         fn(out, *operands)
         return
-    order = sorted(range(out.ndim), key=lambda axis: -abs(out.strides[axis]))  # outermost axis first
+    order = _axis_order(out)
     view = out.transpose(order)  # order[0] is outer_axis(out)
     parts = [a.reshape((1,) * (out.ndim - a.ndim) + a.shape).transpose(order)
              if isinstance(a, np.ndarray) and a.ndim <= out.ndim else a for a in operands]

@@ -223,3 +223,21 @@ def test_chunks_follow_the_memory_order_and_keep_the_layout():
     result = threads.chunked(np.negative, np.ascontiguousarray(batch_first), like=batch_first, chunk_bytes=64 << 10)
     assert result.strides == batch_first.strides
     np.testing.assert_array_equal(result, -batch_first)
+
+
+def test_a_gradient_laid_out_unlike_its_activation_is_chunked_to_the_same_values():
+    """ReLU's backward with a batch-first output gradient and a batch-last activation (numpy's whole
+    pass strides through one of them) takes the chunked path: the same values, laid out as the
+    activation; with both laid out alike it is numpy's own product."""
+    mg.set_num_threads(2)
+    rng = np.random.default_rng(4)
+    data = np.ascontiguousarray(rng.standard_normal((64, 32, 16, 16)).astype(np.float32).transpose(1, 2, 3, 0))
+    batch_last = data.transpose(3, 0, 1, 2)
+    g = rng.standard_normal(batch_last.shape).astype(np.float32)
+    assert not threads.same_layout(g, batch_last) and threads.same_layout(g, g.copy())
+    x = mg.input_variable((32, 16, 16), name="x")
+    y = mg.relu(x)
+    state = y.forward({x: batch_last})
+    grad = y.backward(state, root_gradient=g, wrt=[x])[x]
+    np.testing.assert_array_equal(grad, g * (batch_last > 0))
+    assert grad.strides == batch_last.strides

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..checks import check_number
-from ..threads import chunked, worth_chunks
+from ..threads import chunked, map_chunks, same_layout, worth_chunks
 from .base import Inferred, Op, align, broadcast_rule, export, make, register_op, unbroadcast
 
 
@@ -54,18 +54,22 @@ class Unary(Op):
 
     def forward(self, step, xs, ctx):
         attrs, x = step.attrs, xs[0]
-        if not worth_chunks(x):
+        if not (self.forward_temporaries and worth_chunks(x)):  # a single pass gains nothing from chunks
             return self.f(x, **attrs), None
         return chunked(lambda x: self.f(x, **attrs), x), None
 
     def vjp(self, step, g, xs, y, residual, needs):
         attrs, x = step.attrs, xs[0]
-        if not worth_chunks(g):
-            return [g * self.df(x, y, **attrs)]
         # laid out as the derivative's operand, as numpy gives ``g * df`` for large arrays (it writes
         # the product into the temporary ``df``): a batch-last activation keeps a batch-last gradient
         like = x if x is not None else y if y is not None else g
-        return [chunked(lambda g, x, y: g * self.df(x, y, **attrs), g, x, y, like=like)]
+        if not worth_chunks(g) or same_layout(g, like):
+            return [g * self.df(x, y, **attrs)]
+        # layouts differ (a batch-first gradient of a batch-last activation): numpy's whole-array pass
+        # then strides through one of them (10x slower, measured); chunks read both from cache
+        out = np.empty_like(like, dtype=np.result_type(g, like))
+        map_chunks(lambda o, g, x, y: np.multiply(g, self.df(x, y, **attrs), out=o), out, g, x, y)
+        return [out]
 
 
 UNARY = {
