@@ -80,12 +80,16 @@ def _machine(results: dict) -> str:
     m = results["machine"]
     blas = "; ".join(f"{b['internal_api']} {b['version']} ({b['architecture']} kernel)"
                      for b in m["blas"] if b["user_api"] == "blas")
+    if m.get("blas_thread_timeout") is not None:
+        blas += f", idle threads spinning 2^{m['blas_thread_timeout']} cycles after a GEMM"
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+    peak = results["gemm_peak"]
     return (f"Measured {results['date']} on {m['cpu']}, {m['cores']} cores, {m['platform']}; {versions}; "
             f"numpy's BLAS: {blas}; {m['threads']} threads for numpy's BLAS (threadpoolctl), minigraph's copy "
             f"passes (`mg.set_num_threads`), PyTorch "
             f"(`torch.set_num_threads`) and ONNX Runtime (`intra_op_num_threads`); float32 GEMM peak "
-            f"{results['gemm_peak']['gflops']:.0f} GFLOP/s (`np.matmul` {results['gemm_peak']['n']}^2). "
+            f"{peak['gflops']:.0f} GFLOP/s (`np.matmul` {peak['n']}^2; {peak['gflops_start']:.0f} at the start "
+            f"of the run, {peak['gflops_end']:.0f} at its end). "
             f"Ratios come from the minimum of {results['settings']['repeats']} timing rounds in one process, "
             f"the frameworks taking turns in every round. Load average at the start of the run: "
             f"{results['load_average']['start'][0]:.2f}; on a busy machine expect tens of percent of "
