@@ -176,17 +176,15 @@ def map_chunks(fn: Callable[..., None], out: np.ndarray, *operands, chunk_bytes:
     parallel(run, count, out.nbytes)
 
 
-def chunked(f: Callable[..., np.ndarray], *operands, like: np.ndarray | None = None,
-            chunk_bytes: int | None = None) -> np.ndarray:
+def chunked(f: Callable[..., np.ndarray], *operands, chunk_bytes: int | None = None) -> np.ndarray:
     """``f(*operands)`` for an elementwise chain ``f`` whose result has the shape of the first operand:
     when that is at least two chunks large, computed by :func:`map_chunks` into a new array laid out
-    as ``like`` (default: the first operand) in memory, else by one call. The values are the same
-    bits either way; the layout matters to what follows (a reduction sums in memory order, a
-    convolution wants its operand batch-last)."""
+    as the first operand in memory (as numpy lays out a unary ufunc's result), else by one call. The
+    values are the same bits either way."""
     first = operands[0]
     if not worth_chunks(first, chunk_bytes):
         return f(*operands)
     dtype = f(*(a[:0] if isinstance(a, np.ndarray) and a.shape == first.shape else a for a in operands)).dtype
-    out = np.empty_like(first if like is None else like, dtype=dtype)
+    out = np.empty_like(first, dtype=dtype)
     map_chunks(lambda o, *parts: np.copyto(o, f(*parts)), out, *operands, chunk_bytes=chunk_bytes)
     return out
