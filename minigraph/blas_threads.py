@@ -46,14 +46,14 @@ def set_default_before_numpy(environ=os.environ, modules=sys.modules) -> bool:
 
 
 def _loaded_openblas() -> ctypes.CDLL | None:
-    """The OpenBLAS library loaded in this process (numpy's), found in ``/proc/self/maps``; None
-    elsewhere than Linux or when no OpenBLAS is loaded."""
+    """The OpenBLAS library numpy loaded, found in ``/proc/self/maps`` (one in numpy's own folders
+    first, else the first other one mapped); None elsewhere than Linux or when no OpenBLAS is loaded."""
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
             paths = {line.split(maxsplit=5)[-1].strip() for line in maps if "openblas" in line.lower()}
     except OSError:
         return None
-    for path in sorted(p for p in paths if p.startswith("/") and ".so" in p):
+    for path in sorted((p for p in paths if p.startswith("/") and ".so" in p), key=lambda p: ("numpy" not in p, p)):
         try:
             lib = ctypes.CDLL(path)  # already loaded: the same handle, nothing runs again
         except OSError:
@@ -70,8 +70,9 @@ def effective_exponent(raw: int) -> int:
 
 
 def get_blas_thread_timeout() -> int | None:
-    """The loaded OpenBLAS's idle spin as a power of two (``16``: ``2**16`` cycles; OpenBLAS's
-    default is 28), or None when numpy's BLAS is not OpenBLAS (or not found). Import numpy first."""
+    """The idle spin numpy's OpenBLAS was started with, as a power of two (``16``: ``2**16`` cycles;
+    OpenBLAS's default is 28), or None when numpy's BLAS is not OpenBLAS (or not found). OpenBLAS
+    builds on OpenMP threads ignore the setting (their spin is OpenMP's)."""
     lib = _loaded_openblas()
     if lib is None:
         return None

@@ -26,15 +26,16 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
 from .checks import check_int
 
 __all__ = ["set_num_threads", "get_num_threads", "parallel", "map_chunks", "chunked", "worth_chunks", "outer_axis",
-           "same_layout", "MIN_PART_BYTES", "CHUNK_BYTES"]
+           "same_layout", "empty_as", "is_broadcast", "MIN_PART_BYTES", "CHUNK_BYTES"]
 
 MIN_PART_BYTES = 1 << 20
 """The least bytes a thread's range must move: a hand-off to the pool costs some 20-50 us, the
@@ -86,10 +87,17 @@ def _reset_after_fork() -> None:  # the parent's pool threads do not exist in th
 os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def _run_range(fn: Callable[[int, int], None], lo: int, hi: int) -> None:
+def _run_range(fn: Callable[[int, int], None], lo: int, hi: int, errors: Mapping[str, Any] | None = None) -> None:
+    """``fn(lo, hi)`` marked as inside a pass; ``errors``: the caller's ``np.geterr()``, which a pool
+    thread does not inherit (numpy keeps it per thread), so that an ``np.errstate`` around a pass
+    raises on every thread count alike."""
     _inside.active = True
     try:
-        fn(lo, hi)
+        if errors is None:
+            fn(lo, hi)
+        else:
+            with np.errstate(**errors):
+                fn(lo, hi)
     finally:
         _inside.active = False
 
@@ -104,7 +112,8 @@ def parallel(fn: Callable[[int, int], None], count: int, nbytes: int) -> None:
         return
     bounds = [count * i // parts for i in range(parts + 1)]
     pool = _pool(get_num_threads() - 1)
-    futures: list[Future] = [pool.submit(_run_range, fn, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
+    errors = dict(np.geterr())
+    futures: list[Future] = [pool.submit(_run_range, fn, lo, hi, errors) for lo, hi in zip(bounds[1:-1], bounds[2:])]
     try:
         _run_range(fn, bounds[0], bounds[1])
     finally:
@@ -127,8 +136,21 @@ def worth_chunks(a: np.ndarray, chunk_bytes: int | None = None) -> bool:
 
 
 def _axis_order(a: np.ndarray) -> tuple:
-    """``a``'s axes from outermost to innermost in memory."""
-    return tuple(sorted(range(a.ndim), key=lambda axis: -abs(a.strides[axis])))
+    """``a``'s axes from outermost to innermost in memory; axes of length 1 (whose strides mean
+    nothing) count as innermost, so the outermost axis is one that can be cut."""
+    return tuple(sorted(range(a.ndim), key=lambda axis: (a.shape[axis] == 1, -abs(a.strides[axis]))))
+
+
+def is_broadcast(a: np.ndarray) -> bool:
+    """Whether ``a`` repeats values along an axis (stride 0 on an axis longer than 1, as
+    ``np.broadcast_to`` makes): numpy lays out results of such operands in C order."""
+    return any(stride == 0 and n > 1 for stride, n in zip(a.strides, a.shape))
+
+
+def empty_as(a: np.ndarray, dtype=None) -> np.ndarray:
+    """An empty array shaped as ``a``, laid out as ``a`` in memory (a batch-last activation gives a
+    batch-last result), or in C order when ``a`` is a broadcast view."""
+    return np.empty(a.shape, dtype or a.dtype) if is_broadcast(a) else np.empty_like(a, dtype=dtype)
 
 
 def same_layout(a: np.ndarray, b: np.ndarray) -> bool:
@@ -153,8 +175,10 @@ def map_chunks(fn: Callable[..., None], out: np.ndarray, *operands, chunk_bytes:
     batch of a batch-first one), so each is one contiguous block when ``out`` is dense; the operands
     are seen through the same axis order. An array operand with as many axes as ``out`` (after
     numpy's broadcasting prepends any missing ones) and the same length along that axis is sliced;
-    broadcast statistics of length 1, scalars and None are passed whole. An ``out`` smaller than two
-    chunks is computed in one call on the calling thread.
+    broadcast statistics of length 1, scalars and None are passed whole, to every chunk at once, so
+    ``fn`` must only read them (and ``out`` must not overlap an operand it reads elsewhere). A chunk
+    is at least one slice of the outer axis, even when that is larger than ``chunk_bytes``. An ``out``
+    smaller than two chunks is computed in one call on the calling thread.
     """
     chunk_bytes = chunk_bytes or CHUNK_BYTES
     if not worth_chunks(out, chunk_bytes):
@@ -179,12 +203,13 @@ def map_chunks(fn: Callable[..., None], out: np.ndarray, *operands, chunk_bytes:
 def chunked(f: Callable[..., np.ndarray], *operands, chunk_bytes: int | None = None) -> np.ndarray:
     """``f(*operands)`` for an elementwise chain ``f`` whose result has the shape of the first operand:
     when that is at least two chunks large, computed by :func:`map_chunks` into a new array laid out
-    as the first operand in memory (as numpy lays out a unary ufunc's result), else by one call. The
-    values are the same bits either way."""
+    as the first operand in memory (:func:`empty_as`, as numpy lays out a unary ufunc's result), else
+    by one call. The values are the same bits either way."""
     first = operands[0]
     if not worth_chunks(first, chunk_bytes):
         return f(*operands)
-    dtype = f(*(a[:0] if isinstance(a, np.ndarray) and a.shape == first.shape else a for a in operands)).dtype
-    out = np.empty_like(first, dtype=dtype)
+    probe = [a[:0] if isinstance(a, np.ndarray) and a.ndim == first.ndim and a.shape[0] == first.shape[0] else a
+             for a in operands]
+    out = empty_as(first, f(*probe).dtype)
     map_chunks(lambda o, *parts: np.copyto(o, f(*parts)), out, *operands, chunk_bytes=chunk_bytes)
     return out

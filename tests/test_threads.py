@@ -241,3 +241,62 @@ def test_a_gradient_laid_out_unlike_its_activation_is_chunked_to_the_same_values
     grad = y.backward(state, root_gradient=g, wrt=[x])[x]
     np.testing.assert_array_equal(grad, g * (batch_last > 0))
     assert grad.strides == batch_last.strides
+
+
+def test_a_broadcast_operand_gives_a_c_ordered_result_as_numpy_does(monkeypatch):
+    """A fed array made by np.broadcast_to (stride 0 on the batch axis): the chunked result is laid out
+    as numpy's own, so what sums it afterwards gets the same bits whatever the chunk size."""
+    rng = np.random.default_rng(5)
+    feed = np.broadcast_to(rng.standard_normal((1, 64, 32, 32)).astype(np.float32), (16, 64, 32, 32))
+    assert threads.is_broadcast(feed) and threads.empty_as(feed).flags.c_contiguous
+    x = mg.input_variable((64, 32, 32), name="x")
+    y = mg.reduce_sum(mg.sigmoid(x))
+    results = []
+    for chunk in (1 << 40, threads.CHUNK_BYTES, 10_000):
+        split(monkeypatch, 2, chunk)
+        results.append(y.eval({x: feed}))
+    for other in results[1:]:
+        np.testing.assert_array_equal(results[0], other)
+
+
+def test_chunked_probes_broadcast_operands_by_their_own_shape():
+    a, b = np.ones((8, 100), np.float32), np.arange(8, dtype=np.float32).reshape(8, 1)
+    np.testing.assert_array_equal(threads.chunked(np.add, a, b, chunk_bytes=64), a + b)
+    np.testing.assert_array_equal(threads.chunked(np.add, a, np.ones(100, np.float32), chunk_bytes=64), a + 1)
+
+
+def test_the_callers_errstate_holds_on_every_thread():
+    """np.errstate is per thread: the pool threads take the caller's, so an invalid value raises
+    whichever range it falls in."""
+    mg.set_num_threads(2)
+    p = mg.parameter(init=np.ones((2048, 1024), np.float32))
+    p.value[-1] = np.inf
+    g = np.zeros_like(p.value)
+    g[-1] = np.inf  # inf - inf in the last rows: the second thread's range
+    with np.errstate(invalid="raise"), pytest.raises(FloatingPointError):
+        mg.learners.sgd([p], 0.1).update({p: g}, 1)
+
+
+def test_a_length_1_outer_axis_does_not_stop_the_split():
+    """(1, 4096, 1024): the batch axis of length 1 is not the axis cut (its stride means nothing)."""
+    mg.set_num_threads(2)
+    out = np.empty((1, 4096, 1024), np.float32)
+    assert threads.outer_axis(out) == 1
+    shapes = []
+    threads.map_chunks(lambda o: shapes.append(o.shape) or o.fill(1), out)
+    assert len(shapes) > 1 and (out == 1).all()
+
+
+def test_batch_norm_of_a_broadcast_feed_keeps_whole_statistics(monkeypatch):
+    """A broadcast operand (stride 0 on the batch axis) is laid out in C order, batch outermost: the
+    chunks would split the statistics, so the whole-array reductions serve it."""
+    split(monkeypatch, 2, 1024)
+    rng = np.random.default_rng(6)
+    x = mg.input_variable((4, 8, 8), dtype=np.float64, name="x")
+    y = L.BatchNormalization(map_rank=1)(x)
+    base = rng.standard_normal((1, 4, 8, 8)) + np.arange(4).reshape(1, 4, 1, 1)
+    feed = np.broadcast_to(base, (6, 4, 8, 8))
+    out = y.eval({x: feed}, training=True)
+    mean = feed.mean((0, 2, 3), keepdims=True)
+    expected = (feed - mean) / np.sqrt(feed.var((0, 2, 3), keepdims=True) + 1e-5)
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)

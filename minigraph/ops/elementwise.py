@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..checks import check_number
-from ..threads import chunked, map_chunks, same_layout, worth_chunks
+from ..threads import chunked, empty_as, map_chunks, same_layout, worth_chunks
 from .base import Inferred, Op, align, broadcast_rule, export, make, register_op, unbroadcast
 
 
@@ -67,7 +67,7 @@ class Unary(Op):
             return [g * self.df(x, y, **attrs)]
         # layouts differ (a batch-first gradient of a batch-last activation): numpy's whole-array pass
         # then strides through one of them (10x slower, measured); chunks read both from cache
-        out = np.empty_like(like, dtype=np.result_type(g, like))
+        out = empty_as(like, np.result_type(g, like))
         map_chunks(lambda o, g, x, y: np.multiply(g, self.df(x, y, **attrs), out=o), out, g, x, y)
         return [out]
 

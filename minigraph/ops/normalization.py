@@ -24,7 +24,7 @@ import numpy as np
 from ..checks import check_bool, check_number
 from ..graph import Constant
 from ..shapes import InferredDimension, shape_str
-from ..threads import map_chunks, outer_axis, worth_chunks
+from ..threads import empty_as, map_chunks, outer_axis, worth_chunks
 from .base import Inferred, Op, ShapeError, align, export, make, register_op, unbroadcast
 
 
@@ -33,11 +33,11 @@ def _normalized(x: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float) ->
     return (x - mean) * inv, inv
 
 
-def _whole_statistics_per_chunk(a: np.ndarray, stats: tuple) -> bool:
-    """Whether :func:`~minigraph.threads.map_chunks` over ``a``'s layout cuts only between statistics
-    of shape ``stats`` (1 on the reduced axes): its chunks then hold every value of their statistics,
+def _whole_statistics_per_chunk(out: np.ndarray, stats: tuple) -> bool:
+    """Whether :func:`~minigraph.threads.map_chunks` into ``out`` cuts only between statistics of
+    shape ``stats`` (1 on the reduced axes): its chunks then hold every value of their statistics,
     as the channel blocks of a batch-last activation do."""
-    return worth_chunks(a) and stats[outer_axis(a)] > 1
+    return worth_chunks(out) and stats[outer_axis(out)] > 1
 
 
 def _reduced_axes(stats_chunk: np.ndarray) -> tuple:
@@ -50,11 +50,12 @@ def _batch_moments(x: np.ndarray, axes: tuple, stats: tuple) -> tuple[np.ndarray
     numpy's two-pass ``mean``/``var`` steps, with the centred operand kept for the normalization
     instead of being computed twice. Where chunks hold whole statistics, all three come from one
     chunked pass (the chunk read from memory once)."""
-    if not _whole_statistics_per_chunk(x, stats):
+    centred = empty_as(x)
+    if not _whole_statistics_per_chunk(centred, stats):
         mean = x.mean(axes, keepdims=True)
-        centred = x - mean
+        np.subtract(x, mean, out=centred)
         return mean, np.square(centred).mean(axes, keepdims=True), centred
-    mean, var, centred = np.empty(stats, x.dtype), np.empty(stats, x.dtype), np.empty_like(x)
+    mean, var = np.empty(stats, x.dtype), np.empty(stats, x.dtype)
 
     def moments(centred, x, mean, var):
         reduced = _reduced_axes(mean)
@@ -148,7 +149,7 @@ class BatchNormOp(Op):
             xhat = x - mean
         inv = 1.0 / np.sqrt(var + x.dtype.type(eps))
         scale, bias = scale.reshape(stats), bias.reshape(stats)
-        y = np.empty_like(xhat, dtype=np.result_type(xhat, scale, bias))  # xhat's layout, as xhat * scale had
+        y = empty_as(xhat, np.result_type(xhat, scale, bias))  # xhat's layout, as xhat * scale had
 
         def normalize(y, xhat, inv, scale, bias):  # the centred operand becomes the normalized one in place
             xhat *= inv
@@ -180,27 +181,19 @@ class BatchNormOp(Op):
         axes, stats = self._layout(step)
         grads = [None] * 5
         centring = needs[0] and training  # the batch statistics depend on x: the two sums enter dx
-        if centring and _whole_statistics_per_chunk(g, stats):
-            grads[0], sum_g, sum_gx = _centred_input_gradient(g, xhat, scale * inv)
+        a = scale * inv
+        dx = empty_as(g, np.result_type(g, a)) if needs[0] else None
+        if centring and _whole_statistics_per_chunk(dx, stats):
+            sum_g, sum_gx = np.empty(a.shape, dx.dtype), np.empty(a.shape, dx.dtype)
+            map_chunks(_centred_input_gradient(xhat.size // a.size, sums_in_chunk=True), dx, g, xhat, a, sum_g, sum_gx)
         else:
             sum_g = g.sum(axes, keepdims=True) if centring or needs[2] else None
             sum_gx = (g * xhat).sum(axes, keepdims=True) if centring or needs[1] else None
-        if needs[0] and grads[0] is None:
-            # dx = scale * inv * (g - mean(g) - xhat * mean(g * xhat)), the means over the statistic's
-            # values; the sums are the bias and scale gradients' own (one pass each, shared)
-            a = scale * inv
-            count = xhat.size // a.size
-            b, c = (a * sum_gx / count, a * sum_g / count) if centring else (None, None)
-            dx = np.empty_like(g, dtype=np.result_type(g, a))
-
-            def input_gradient(dx, g, xhat, a, b, c):
-                np.multiply(g, a, out=dx)
-                if centring:
-                    dx -= xhat * b
-                    dx -= c
-
-            map_chunks(input_gradient, dx, g, xhat, a, b, c)
-            grads[0] = dx
+            if centring:
+                map_chunks(_centred_input_gradient(xhat.size // a.size), dx, g, xhat, a, sum_g, sum_gx)
+            elif needs[0]:
+                map_chunks(lambda dx, g, a: np.multiply(g, a, out=dx), dx, g, a)  # statistics fixed (eval mode)
+        grads[0] = dx
         if needs[1]:
             grads[1] = sum_gx.reshape(step.in_array_shapes[1])
         if needs[2]:
@@ -208,25 +201,24 @@ class BatchNormOp(Op):
         return grads
 
 
-def _centred_input_gradient(g: np.ndarray, xhat: np.ndarray, a: np.ndarray) -> tuple:
-    """``(dx, sum(g), sum(g * xhat))`` of training-mode batch normalization in one chunked pass, for
-    chunks that hold whole statistics: each chunk's sums are complete, so its ``dx`` follows while
-    the chunk is in cache. ``a`` is ``scale * inv`` (statistics shape)."""
-    count = xhat.size // a.size
-    dx = np.empty_like(g, dtype=np.result_type(g, a))
-    sum_g, sum_gx = np.empty(a.shape, dx.dtype), np.empty(a.shape, dx.dtype)
-
+def _centred_input_gradient(count: int, sums_in_chunk: bool = False):
+    """The chunk function of training-mode batch normalization's input gradient,
+    ``dx = a * (g - sum(g) / count - xhat * sum(g * xhat) / count)`` with ``a = scale * inv`` and
+    ``count`` values per statistic, for :func:`~minigraph.threads.map_chunks` over
+    ``(dx, g, xhat, a, sum_g, sum_gx)``. With ``sums_in_chunk`` (chunks that hold whole statistics)
+    it first writes each chunk's two sums, so that ``dx`` follows while the chunk is in cache; else
+    the sums are given."""
     def input_gradient(dx, g, xhat, a, sum_g, sum_gx):
-        reduced = _reduced_axes(sum_g)
-        np.sum(g, axis=reduced, keepdims=True, out=sum_g)
-        np.multiply(g, xhat, out=dx)  # dx holds g * xhat until its sum is taken
-        np.sum(dx, axis=reduced, keepdims=True, out=sum_gx)
+        if sums_in_chunk:
+            reduced = _reduced_axes(sum_g)
+            np.sum(g, axis=reduced, keepdims=True, out=sum_g)
+            np.multiply(g, xhat, out=dx)  # dx holds g * xhat until its sum is taken
+            np.sum(dx, axis=reduced, keepdims=True, out=sum_gx)
         np.multiply(g, a, out=dx)
         dx -= xhat * (a * sum_gx / count)
         dx -= a * sum_g / count
 
-    map_chunks(input_gradient, dx, g, xhat, a, sum_g, sum_gx)
-    return dx, sum_g, sum_gx
+    return input_gradient
 
 
 BATCH_NORM = register_op(BatchNormOp())
