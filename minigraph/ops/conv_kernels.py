@@ -21,6 +21,11 @@ are transposed one batch chunk at a time; a chain of convolutions never transpos
 phases, groups and batch chunks only. A chunk of ``max_temp_mem_size_in_samples`` samples bounds the
 temporary buffers; every chunk size gives the same values. The dtype (float32 or float64) is kept.
 
+Tiny geometries (the digits demo's 8x8 images) gather and scatter through a 0/1 *selection matrix*
+instead: ``S`` ``(prod(K) * prod(n), prod(N))`` holds a one where a tap of an output position reads a
+position of ``big``, so im2col is one stacked GEMM ``S @ big`` and col2im ``S^T @ cols`` (see
+:data:`SELECTION_FLOPS` for when).
+
 The column and phase buffers come from :mod:`minigraph.workspace` (reused from call to call: a fresh
 buffer of tens of MiB costs its page faults), and the copy passes (im2col, col2im, the batch
 transposition) split their channels over :mod:`minigraph.threads` (``mg.set_num_threads``); every
@@ -87,6 +92,8 @@ class Plan:
             taps.sort(key=lambda t: t[1] != tuple(slice(0, q) for q in shape))  # a covering tap first
             self.phases.append((target, shape, prod(shape), *_schedule(shape, taps)))
         self.buffer_size = max((size for _, _, size, _, _ in self.phases), default=0)
+        self.selection_size = self.tap_count * self.cells * prod(geom.big)  # elements of the selection matrix
+        self._selections: dict = {}  # dtype -> the selection matrix in it
 
     @functools.cached_property
     def gather(self) -> list:
@@ -105,6 +112,38 @@ class Plan:
         """The phases of ``big`` that im2col reads, each with its strided index."""
         return {phase: (ALL, *(slice(r, None, s) for r, s in zip(phase, self.geom.strides)))
                 for phase in sorted({phase for _, phase, *_ in self.gather})}
+
+    @functools.cached_property
+    def selection(self) -> np.ndarray:
+        """The float64 0/1 matrix ``S`` ``(prod(K) * prod(n), prod(N))``: row ``(tap, i)`` holds a one
+        at the position of ``big`` that tap ``tap`` of output position ``i`` reads (none when it reads
+        padding), so that ``cols = S @ big`` per channel and sample."""
+        g = self.geom
+        rank = len(g.big)
+        reads, inside = [], np.ones((1,) * (2 * rank), bool)
+        for axis, (N, n, k, s, d, lo) in enumerate(zip(g.big, g.small, g.kernel, g.strides, g.dilation, g.lower)):
+            shape = [1] * (2 * rank)
+            shape[axis], shape[rank + axis] = k, n
+            j = (np.arange(n)[None, :] * s + np.arange(k)[:, None] * d - lo).reshape(shape)  # read position
+            reads.append(j)
+            inside = inside & (j >= 0) & (j < N)
+        inside = np.broadcast_to(inside, (*g.kernel, *g.small))
+        rows = np.flatnonzero(inside)
+        cols = np.ravel_multi_index(tuple(np.broadcast_to(j, inside.shape)[inside] for j in reads), g.big)
+        matrix = np.zeros((self.tap_count * self.cells, prod(g.big)))
+        matrix[rows, cols] = 1.0
+        return matrix
+
+    def selection_for(self, channels: int, batch: int, dtype: np.dtype) -> np.ndarray | None:
+        """``S`` in ``dtype`` when gathering ``channels`` x ``batch`` columns through it is cheaper
+        than the strided copies (:data:`SELECTION_FLOPS`), else None."""
+        if 2 * channels * batch * self.selection_size > SELECTION_FLOPS:
+            return None
+        key = np.dtype(dtype)
+        cast = self._selections.get(key)
+        if cast is None:
+            cast = self._selections[key] = self.selection.astype(key)
+        return cast
 
 
 def _schedule(shape: tuple, taps: list) -> tuple[bool, list]:
@@ -212,6 +251,14 @@ def contiguous(a: np.ndarray) -> np.ndarray:
     return out
 
 
+SELECTION_FLOPS = 2_500_000
+"""The most multiply-adds (times 2) a selection-matrix im2col or col2im may cost: below it, the one
+stacked GEMM beats a strided copy per tap, whose numpy calls cost more than their data (digits demo,
+one thread, batch 48: im2col of 1 x 8x8 -> 3x3/2 13.9 -> 9.3 us, col2im of 24 x 2x2 -> 4x4/2 51.7 ->
+22.1 us). Above it the GEMM's flops, ``2 * channels * batch * prod(K) * prod(n) * prod(N)``, lose
+(24 channels of 8x8 -> 3x3/2: 41 -> 177 us). Read at call time, so tests can force either path."""
+
+
 DIRECT_RUN_BYTES = 128
 """The shortest run of contiguous samples (bytes) that im2col reads straight from a strided input:
 shorter runs (a chunk of 8 float32 samples) gather 1.5-2x faster from one contiguous copy per phase."""
@@ -223,12 +270,25 @@ def _rows(a: np.ndarray, groups: int) -> np.ndarray:
     return contiguous(batch_last(a)).reshape(groups, a.shape[1] // groups, -1)
 
 
+def _finite(a: np.ndarray) -> bool:
+    """Whether every value of ``a`` is finite (a finite sum says so; an overflowing one says no)."""
+    return bool(np.isfinite(np.add.reduce(a, axis=None)))
+
+
 def _im2col(big: np.ndarray, plan: Plan) -> np.ndarray:
     """Batch-last ``(C, *N, Bc)`` (any strides) -> columns ``(C, prod(K), *n, Bc)``, the taps of ``big`` seen by
     each output."""
     c, b = big.shape[0], big.shape[-1]
-    gather = plan.gather
     cols = workspace("columns", (c, plan.tap_count, *plan.geom.small, b), big.dtype)
+    selection = plan.selection_for(c, b, big.dtype)
+    if selection is not None:
+        flat = contiguous(big).reshape(c, -1, b)
+        # a NaN or an infinity would spread over its whole sample through the matrix's zeros (0 * inf),
+        # where the copies keep it at the columns that read it
+        if _finite(flat):
+            np.matmul(selection, flat, out=cols.reshape(c, selection.shape[0], b))
+            return cols
+    gather = plan.gather
     missing = len(gather) < plan.tap_count  # taps that read only padding: zero columns
     direct = big.strides[-1] == big.itemsize and b * big.itemsize >= DIRECT_RUN_BYTES
 
@@ -257,6 +317,12 @@ def _col2im(cols: np.ndarray, out: np.ndarray, plan: Plan) -> None:
     """Columns ``(C, *K, *n, Bc)`` -> batch-last ``out`` ``(C, *N, Bc)`` (overwritten), phase by phase.
     Without strides the single phase is ``out`` itself and needs no buffer."""
     c, b = cols.shape[0], cols.shape[-1]
+    selection = plan.selection_for(c, b, cols.dtype) if out.flags.c_contiguous else None
+    if selection is not None:
+        flat = out.reshape(c, -1, b)
+        np.matmul(selection.T, cols.reshape(c, selection.shape[0], b), out=flat)
+        if _finite(flat):  # else a NaN or an infinity in ``cols`` spread (0 * inf): the copies below redo it
+            return
     flat = workspace("phases", (c * b * plan.buffer_size,), cols.dtype) if plan.strided else None
 
     def add(c0: int, c1: int) -> None:

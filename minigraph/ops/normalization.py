@@ -25,7 +25,7 @@ from ..checks import check_bool, check_number
 from ..graph import Constant
 from ..shapes import InferredDimension, shape_str
 from ..threads import empty_as, map_chunks, outer_axis, worth_chunks
-from .base import Inferred, Op, ShapeError, align, export, make, register_op, unbroadcast
+from .base import Inferred, Op, ShapeError, align, export, make, register_op, sum_over, unbroadcast
 
 
 def _normalized(x: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -52,9 +52,13 @@ def _batch_moments(x: np.ndarray, axes: tuple, stats: tuple) -> tuple[np.ndarray
     chunked pass (the chunk read from memory once)."""
     centred = empty_as(x)
     if not _whole_statistics_per_chunk(centred, stats):
-        mean = x.mean(axes, keepdims=True)
+        count = x.size // math.prod(stats)
+        mean = sum_over(x, axes)
+        mean /= count
         np.subtract(x, mean, out=centred)
-        return mean, np.square(centred).mean(axes, keepdims=True), centred
+        var = sum_over(np.square(centred), axes)
+        var /= count
+        return mean, var, centred
     mean, var = np.empty(stats, x.dtype), np.empty(stats, x.dtype)
 
     def moments(centred, x, mean, var):
@@ -187,8 +191,8 @@ class BatchNormOp(Op):
             sum_g, sum_gx = np.empty(a.shape, dx.dtype), np.empty(a.shape, dx.dtype)
             map_chunks(_centred_input_gradient(xhat.size // a.size, sums_in_chunk=True), dx, g, xhat, a, sum_g, sum_gx)
         else:
-            sum_g = g.sum(axes, keepdims=True) if centring or needs[2] else None
-            sum_gx = (g * xhat).sum(axes, keepdims=True) if centring or needs[1] else None
+            sum_g = sum_over(g, axes) if centring or needs[2] else None
+            sum_gx = sum_over(g * xhat, axes) if centring or needs[1] else None
             if centring:
                 map_chunks(_centred_input_gradient(xhat.size // a.size), dx, g, xhat, a, sum_g, sum_gx)
             elif needs[0]:

@@ -12,9 +12,14 @@ size back) are checked, forward and every gradient, against:
 
 Then, on random geometries (hypothesis): the adjoint identity ``<conv(a), b> == <a, conv_T(b)>`` and
 finite-difference gradient checks.
+
+The loop oracle, the batch-last inputs and the finite differences run through both ways the kernels
+gather and scatter: strided copies per tap, and the selection-matrix GEMMs of tiny geometries
+(``conv_kernels.SELECTION_FLOPS`` forces one or the other).
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass
 
@@ -25,6 +30,7 @@ from hypothesis import strategies as st
 
 import minigraph as mg
 from minigraph.ops import conv_geometry as geo
+from minigraph.ops import conv_kernels
 
 import oracles
 from gradcheck import check_gradients, param, variable
@@ -149,10 +155,60 @@ def _assert_all_close(got, expected, rtol=1e-10, atol=1e-10):
             np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, err_msg=name)
 
 
+PATHS = {"copies": 0, "selection": 10**18}  # SELECTION_FLOPS: never / always the selection matrix
+
+
+@contextlib.contextmanager
+def kernel_path(path: str):
+    """Run the kernels through one way of gathering and scattering (strided copies or selection GEMMs)."""
+    saved = conv_kernels.SELECTION_FLOPS
+    conv_kernels.SELECTION_FLOPS = PATHS[path]
+    try:
+        yield
+    finally:
+        conv_kernels.SELECTION_FLOPS = saved
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_against_direct_loops(case):
+def test_against_direct_loops(case, path):
     built = Built(case)
-    _assert_all_close(built.ours(), loop_oracle(built))
+    with kernel_path(path):
+        got = built.ours()
+    _assert_all_close(got, loop_oracle(built))
+
+
+@pytest.mark.parametrize("case", [CASES[5], CASES[-9], CASES[-8]], ids=str)
+def test_selection_keeps_non_finite_values_where_the_copies_put_them(case):
+    """An infinity or a NaN in an operand (or in the columns made from it) gives the outputs the copies
+    give, not NaN over the whole sample (the selection matrix's zeros times infinity)."""
+    built = Built(case)
+    for name in ("xv", "zv"):
+        spoiled = getattr(built, name).copy()
+        spoiled.flat[1] = np.inf
+        spoiled.flat[-1] = np.nan
+        setattr(built, name, spoiled)
+    with np.errstate(invalid="ignore", over="ignore"):
+        results = {}
+        for path in PATHS:
+            with kernel_path(path):
+                results[path] = built.ours()
+    for name, copies, selection in zip(NAMES, results["copies"], results["selection"]):
+        if "forward" in name:
+            assert np.isfinite(copies).any(), name  # the spoiled values do not reach every output
+        np.testing.assert_allclose(selection, copies, rtol=1e-10, atol=1e-10, equal_nan=True, err_msg=name)
+
+
+def test_selection_only_for_tiny_geometries():
+    """The digits demo's layers gather through the selection matrix; a 32x32 layer through copies."""
+    tiny = conv_kernels.Plan(conv_kernels.Geometry((8, 8), (4, 4), (3, 3), (2, 2), (1, 1), (1, 1)))
+    large = conv_kernels.Plan(conv_kernels.Geometry((32, 32), (16, 16), (4, 4), (2, 2), (1, 1), (1, 1)))
+    assert tiny.selection_for(1, 48, np.float32).dtype == np.float32
+    assert tiny.selection_for(64, 48, np.float32) is None
+    assert large.selection_for(1, 48, np.float32) is None
+    s = tiny.selection
+    assert s.shape == (9 * 16, 64) and set(np.unique(s)) == {0.0, 1.0}
+    assert s.sum(axis=1).max() == 1  # each tap of each output reads one input position or padding
 
 
 def _batch_last(a: np.ndarray) -> np.ndarray:
@@ -160,11 +216,14 @@ def _batch_last(a: np.ndarray) -> np.ndarray:
     return np.moveaxis(np.ascontiguousarray(np.moveaxis(a, 0, -1)), -1, 0)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("case", [c for c in CASES if c.batch >= 16], ids=str)
-def test_batch_last_inputs(case):
+def test_batch_last_inputs(case, path):
     built = Built(case)
     built.xv, built.zv, built.u, built.v = map(_batch_last, (built.xv, built.zv, built.u, built.v))
-    _assert_all_close(built.ours(), loop_oracle(built))
+    with kernel_path(path):
+        got = built.ours()
+    _assert_all_close(got, loop_oracle(built))
 
 
 def _kept_copy(y, x, xv, **run):
@@ -287,8 +346,9 @@ def test_adjoint_identity(case):
     assert np.isclose(lhs, rhs, rtol=1e-10, atol=1e-10), (lhs, rhs)
 
 
-@given(geometries())
-def test_finite_differences(case):
+@given(geometries(), st.sampled_from(sorted(PATHS)))
+def test_finite_differences(case, path):
     b = Built(case, seed=4)
-    check_gradients(b.y, {b.x: b.xv})
-    check_gradients(b.c, {b.z: b.zv})
+    with kernel_path(path):
+        check_gradients(b.y, {b.x: b.xv})
+        check_gradients(b.c, {b.z: b.zv})
