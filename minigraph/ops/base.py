@@ -101,7 +101,7 @@ def sum_over(x: np.ndarray, axes: tuple) -> np.ndarray:
     if outer and rest:
         x = x.sum(axis=outer, keepdims=True)
         axes = rest
-    return x.sum(axis=axes, keepdims=True)
+    return cast(np.ndarray, x.sum(axis=axes, keepdims=True))
 
 
 def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:

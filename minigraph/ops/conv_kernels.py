@@ -319,9 +319,9 @@ def _col2im(cols: np.ndarray, out: np.ndarray, plan: Plan) -> None:
     c, b = cols.shape[0], cols.shape[-1]
     selection = plan.selection_for(c, b, cols.dtype) if out.flags.c_contiguous else None
     if selection is not None:
-        flat = out.reshape(c, -1, b)
-        np.matmul(selection.T, cols.reshape(c, selection.shape[0], b), out=flat)
-        if _finite(flat):  # else a NaN or an infinity in ``cols`` spread (0 * inf): the copies below redo it
+        whole = out.reshape(c, -1, b)
+        np.matmul(selection.T, cols.reshape(c, selection.shape[0], b), out=whole)
+        if _finite(whole):  # else a NaN or an infinity in ``cols`` spread (0 * inf): the copies below redo it
             return
     flat = workspace("phases", (c * b * plan.buffer_size,), cols.dtype) if plan.strided else None
 
