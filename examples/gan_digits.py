@@ -138,13 +138,12 @@ def minibatches(args, steps: int):
         yield {name: value[share] for name, value in feed.items()}
 
 
-def train(net, args, steps: int, judge: DigitJudge | None) -> tuple[dict, list]:
+def train(net, args, steps: int, judge: DigitJudge | None, tb=None) -> tuple[dict, list]:
     """Alternate discriminator and generator steps; returns both loss curves and the quality
     measured every ``--eval-every`` steps. ``judge`` is None on the processes of a distributed run
-    that do not write (all but rank 0)."""
+    that do not write (all but rank 0); ``tb`` the TensorBoard writer of ``--tensorboard`` (losses,
+    D outputs, samples), closed here."""
     writes = judge is not None
-    # --tensorboard DIR: losses, D outputs, samples
-    tb = tensorboard_writer(args, net["fake"], freq=args.log_every) if writes else None
     gan = trainer(net, args, [tb] if tb else [])
     fixed_z = np.random.default_rng(args.seed + 2).standard_normal((64, Z)).astype(np.float32)  # the same digits
     progress = []
@@ -213,8 +212,10 @@ def main(argv=None) -> dict:
     clock = Stopwatch()
     judge = DigitJudge(args.seed) if Communicator.is_main() else None
     net = build()
+    # made before the clock starts: importing tensorboardX is set-up, not training
+    tb = tensorboard_writer(args, net["fake"], freq=args.log_every) if judge is not None else None
     train_clock = Stopwatch()
-    losses, progress = train(net, args, steps, judge)
+    losses, progress = train(net, args, steps, judge, tb)
     train_seconds = train_clock.seconds
     if judge is None:  # another process of a distributed run: rank 0 judges and writes
         return {}
