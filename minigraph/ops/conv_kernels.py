@@ -113,11 +113,14 @@ class Plan:
         return {phase: (ALL, *(slice(r, None, s) for r, s in zip(phase, self.geom.strides)))
                 for phase in sorted({phase for _, phase, *_ in self.gather})}
 
-    @functools.cached_property
-    def selection(self) -> np.ndarray:
-        """The float64 0/1 matrix ``S`` ``(prod(K) * prod(n), prod(N))``: row ``(tap, i)`` holds a one
-        at the position of ``big`` that tap ``tap`` of output position ``i`` reads (none when it reads
-        padding), so that ``cols = S @ big`` per channel and sample."""
+    def selection_matrix(self, dtype) -> np.ndarray:
+        """The 0/1 matrix ``S`` ``(prod(K) * prod(n), prod(N))`` in ``dtype``: row ``(tap, i)`` holds a
+        one at the position of ``big`` that tap ``tap`` of output position ``i`` reads (none when it
+        reads padding), so that ``cols = S @ big`` per channel and sample. Built once per dtype."""
+        key = np.dtype(dtype)
+        matrix = self._selections.get(key)
+        if matrix is not None:
+            return matrix
         g = self.geom
         rank = len(g.big)
         reads, inside = [], np.ones((1,) * (2 * rank), bool)
@@ -130,20 +133,18 @@ class Plan:
         inside = np.broadcast_to(inside, (*g.kernel, *g.small))
         rows = np.flatnonzero(inside)
         cols = np.ravel_multi_index(tuple(np.broadcast_to(j, inside.shape)[inside] for j in reads), g.big)
-        matrix = np.zeros((self.tap_count * self.cells, prod(g.big)))
-        matrix[rows, cols] = 1.0
+        matrix = np.zeros((self.tap_count * self.cells, prod(g.big)), key)
+        matrix[rows, cols] = 1
+        self._selections[key] = matrix  # a race builds it twice, the same
         return matrix
 
-    def selection_for(self, channels: int, batch: int, dtype: np.dtype) -> np.ndarray | None:
+    def selection_for(self, channels: int, batch: int, dtype) -> np.ndarray | None:
         """``S`` in ``dtype`` when gathering ``channels`` x ``batch`` columns through it is cheaper
-        than the strided copies (:data:`SELECTION_FLOPS`), else None."""
-        if 2 * channels * batch * self.selection_size > SELECTION_FLOPS:
+        than the strided copies (:data:`SELECTION_FLOPS`, :data:`SELECTION_MAX_SIZE`), else None."""
+        if (self.selection_size > SELECTION_MAX_SIZE
+                or 2 * max(channels * batch, 1) * self.selection_size > SELECTION_FLOPS):
             return None
-        key = np.dtype(dtype)
-        cast = self._selections.get(key)
-        if cast is None:
-            cast = self._selections[key] = self.selection.astype(key)
-        return cast
+        return self.selection_matrix(dtype)
 
 
 def _schedule(shape: tuple, taps: list) -> tuple[bool, list]:
@@ -256,7 +257,15 @@ SELECTION_FLOPS = 2_500_000
 stacked GEMM beats a strided copy per tap, whose numpy calls cost more than their data (digits demo,
 one thread, batch 48: im2col of 1 x 8x8 -> 3x3/2 13.9 -> 9.3 us, col2im of 24 x 2x2 -> 4x4/2 51.7 ->
 22.1 us). Above it the GEMM's flops, ``2 * channels * batch * prod(K) * prod(n) * prod(N)``, lose
-(24 channels of 8x8 -> 3x3/2: 41 -> 177 us). Read at call time, so tests can force either path."""
+(24 channels of 8x8 -> 3x3/2: 41 -> 177 us). A call decides once for its whole batch, so every
+``max_temp_mem_size_in_samples`` gives the same bits. Read at call time, so tests can force either path."""
+
+
+SELECTION_MAX_SIZE = 1 << 15
+"""The most elements a selection matrix may have (128 KiB in float32, cached per plan): a larger one
+read for few columns is a matrix-vector product bound by memory (1 channel, 1 sample, 16x16 with a
+3x3 kernel: 14 -> 62 us), and would stay in memory with its plan. The digits demo's largest is
+16,384 (4x4 kernel, 4x4 -> 8x8)."""
 
 
 DIRECT_RUN_BYTES = 128
@@ -271,23 +280,32 @@ def _rows(a: np.ndarray, groups: int) -> np.ndarray:
 
 
 def _finite(a: np.ndarray) -> bool:
-    """Whether every value of ``a`` is finite (a finite sum says so; an overflowing one says no)."""
-    return bool(np.isfinite(np.add.reduce(a, axis=None)))
+    """Whether every value of ``a`` is finite (a finite sum says so; an overflowing one says no, and
+    sends the caller to the copies, which are right for every value). The sum's own overflow or
+    ``inf - inf`` warns no one: the copies report what the data does."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.add.reduce(a, axis=None)))
 
 
-def _im2col(big: np.ndarray, plan: Plan) -> np.ndarray:
+def _selection(plan: Plan, channels: int, operand: np.ndarray) -> np.ndarray | None:
+    """The selection matrix for a whole call on ``operand`` ``(B, C, ...)`` (its im2col input or the
+    transposed convolution's input), decided once so that every chunk of the batch takes the same
+    path; None for the copies, also when ``operand`` holds a NaN or an infinity, which the matrix's
+    zeros would spread over its whole sample (``0 * inf``) where the copies keep it at the
+    positions that read it."""
+    selection = plan.selection_for(channels, operand.shape[0], operand.dtype)
+    return selection if selection is not None and _finite(operand) else None
+
+
+def _im2col(big: np.ndarray, plan: Plan, selection: np.ndarray | None = None) -> np.ndarray:
     """Batch-last ``(C, *N, Bc)`` (any strides) -> columns ``(C, prod(K), *n, Bc)``, the taps of ``big`` seen by
-    each output."""
+    each output: one stacked GEMM through ``selection`` (:func:`_selection`) when given, else a
+    strided copy per tap."""
     c, b = big.shape[0], big.shape[-1]
     cols = workspace("columns", (c, plan.tap_count, *plan.geom.small, b), big.dtype)
-    selection = plan.selection_for(c, b, big.dtype)
-    if selection is not None:
-        flat = contiguous(big).reshape(c, -1, b)
-        # a NaN or an infinity would spread over its whole sample through the matrix's zeros (0 * inf),
-        # where the copies keep it at the columns that read it
-        if _finite(flat):
-            np.matmul(selection, flat, out=cols.reshape(c, selection.shape[0], b))
-            return cols
+    if selection is not None:  # one 1 per row: the columns are copies of the input's values, exactly
+        np.matmul(selection, contiguous(big).reshape(c, -1, b), out=cols.reshape(c, selection.shape[0], b))
+        return cols
     gather = plan.gather
     missing = len(gather) < plan.tap_count  # taps that read only padding: zero columns
     direct = big.strides[-1] == big.itemsize and b * big.itemsize >= DIRECT_RUN_BYTES
@@ -313,15 +331,19 @@ def _im2col(big: np.ndarray, plan: Plan) -> np.ndarray:
     return cols
 
 
-def _col2im(cols: np.ndarray, out: np.ndarray, plan: Plan) -> None:
+def _col2im(cols: np.ndarray, out: np.ndarray, plan: Plan, selection: np.ndarray | None = None) -> None:
     """Columns ``(C, *K, *n, Bc)`` -> batch-last ``out`` ``(C, *N, Bc)`` (overwritten), phase by phase.
-    Without strides the single phase is ``out`` itself and needs no buffer."""
+    Without strides the single phase is ``out`` itself and needs no buffer. With ``selection``
+    (:func:`_selection`), one stacked GEMM ``S^T @ cols``; a non-finite result (columns that overflowed
+    from finite inputs: ``0 * inf`` spread it) is redone by the copies."""
     c, b = cols.shape[0], cols.shape[-1]
-    selection = plan.selection_for(c, b, cols.dtype) if out.flags.c_contiguous else None
     if selection is not None:
-        whole = out.reshape(c, -1, b)
-        np.matmul(selection.T, cols.reshape(c, selection.shape[0], b), out=whole)
-        if _finite(whole):  # else a NaN or an infinity in ``cols`` spread (0 * inf): the copies below redo it
+        whole = (out if out.flags.c_contiguous else workspace("phases", out.shape, out.dtype)).reshape(c, -1, b)
+        with np.errstate(invalid="ignore"):  # 0 * inf: redone below
+            np.matmul(selection.T, cols.reshape(c, selection.shape[0], b), out=whole)
+        if _finite(whole):
+            if not out.flags.c_contiguous:  # a chunk of the batch: written into its columns of the output
+                out[...] = whole.reshape(out.shape)
             return
     flat = workspace("phases", (c * b * plan.buffer_size,), cols.dtype) if plan.strided else None
 
@@ -356,8 +378,9 @@ def correlate(big: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: in
     out = np.empty((o, *plan.geom.small, batch), dtype) if want_out else None
     w_g = w.reshape(groups, o // groups, -1)
     w_grad = np.zeros(w_g.shape, dtype) if small is not None else None
+    selection = _selection(plan, big.shape[1], big)
     for b0, b1 in _chunks(batch, chunk):
-        cols = _im2col(batch_last(big[b0:b1]), plan).reshape(groups, -1, plan.cells * (b1 - b0))
+        cols = _im2col(batch_last(big[b0:b1]), plan, selection).reshape(groups, -1, plan.cells * (b1 - b0))
         if want_out:
             whole = b1 - b0 == batch
             res = (out.reshape(groups, o // groups, -1) if whole
@@ -390,6 +413,7 @@ def scatter(small: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: in
     c, cells = w.shape[1] * groups, plan.cells
     out = np.empty((c, *plan.geom.big, batch), small.dtype)
     w_g = w.reshape(groups, o // groups, -1)
+    selection = _selection(plan, c, small)  # finite input columns can still overflow: _col2im checks
     for b0, b1 in _chunks(batch, chunk):
         samples = batch_last(small[b0:b1] if b1 - b0 < batch else small).reshape(o, cells, b1 - b0)
         cols = workspace("columns", (groups, w_g.shape[-1], cells * (b1 - b0)), out.dtype)
@@ -403,5 +427,5 @@ def scatter(small: np.ndarray, w: np.ndarray, plan: Plan, groups: int, chunk: in
                 np.matmul(w_g[g].T, rows[g], out=cols[g][:, p0 * (b1 - b0):p1 * (b1 - b0)])
             del rows  # before the next block's copy
         _col2im(cols.reshape(c, *plan.geom.kernel, *plan.geom.small, b1 - b0),
-                out[..., b0:b1] if b1 - b0 < batch else out, plan)
+                out[..., b0:b1] if b1 - b0 < batch else out, plan, selection)
     return batch_first(out)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -205,10 +206,61 @@ def test_selection_only_for_tiny_geometries():
     large = conv_kernels.Plan(conv_kernels.Geometry((32, 32), (16, 16), (4, 4), (2, 2), (1, 1), (1, 1)))
     assert tiny.selection_for(1, 48, np.float32).dtype == np.float32
     assert tiny.selection_for(64, 48, np.float32) is None
-    assert large.selection_for(1, 48, np.float32) is None
-    s = tiny.selection
+    assert large.selection_for(1, 1, np.float32) is None  # a matrix this large is read for one column: copies
+    s = tiny.selection_matrix(np.float64)
     assert s.shape == (9 * 16, 64) and set(np.unique(s)) == {0.0, 1.0}
     assert s.sum(axis=1).max() == 1  # each tap of each output reads one input position or padding
+    assert tiny.selection_matrix(np.float32) is tiny.selection_for(1, 48, np.float32)  # built once per dtype
+
+
+def _tiny_pair(chunk: int):
+    """A transposed convolution 6 -> 4 channels, 2x2 -> 4x4 (4x4 kernel, stride 2) and the
+    convolution back, small enough for the selection matrix, with the memory bound ``chunk``."""
+    rng = np.random.default_rng(5)
+    x, z = (mg.input_variable(shape, dtype=np.float32, name=n) for shape, n in (((6, 2, 2), "x"), ((4, 4, 4), "z")))
+    w = mg.parameter(init=rng.standard_normal((6, 4, 4, 4)).astype(np.float32), name="w")
+    opts = dict(strides=2, lower_pad=1, upper_pad=1, max_temp_mem_size_in_samples=chunk)
+    return x, z, w, mg.convolution_transpose(w, x, **opts), mg.convolution(w, z, **opts)
+
+
+def test_selection_gives_every_chunk_size_the_same_values():
+    """The path is chosen once per call for the whole batch: a memory bound per chunk of samples
+    changes no bit of the transposed convolution's forward (col2im through the matrix for every
+    chunk) and nothing beyond the GEMMs' rounding elsewhere (their sums depend on the number of
+    columns on either path), float32."""
+    rng = np.random.default_rng(6)
+    xv = rng.standard_normal((7, 6, 2, 2)).astype(np.float32)
+    zv = rng.standard_normal((7, 4, 4, 4)).astype(np.float32)
+    results = []
+    for chunk in (0, 3):
+        x, z, w, y, c = _tiny_pair(chunk)
+        gy = y.grad({x: xv}, wrt=[x, w])
+        gc = c.grad({z: zv}, wrt=[z, w])
+        results.append([y.eval({x: xv}), gy[x], gy[w], c.eval({z: zv}), gc[z], gc[w]])
+    assert conv_kernels.Plan(conv_kernels.Geometry((4, 4), (2, 2), (4, 4), (2, 2), (1, 1), (1, 1))).selection_for(
+        4, 7, np.float32) is not None  # the run above took the selection path
+    np.testing.assert_array_equal(results[0][0], results[1][0], err_msg=NAMES[0])
+    for name, whole, chunked in zip(NAMES, *results):
+        np.testing.assert_allclose(whole, chunked, rtol=1e-6, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("values", ["huge", "infinite"])
+def test_selection_warns_as_the_copies_do(values):
+    """Values whose check sums overflow (1e37 in float32) or hold inf - inf raise or warn no more than
+    the copies do, under numpy's strictest error state too, and give the copies' values."""
+    rng = np.random.default_rng(7)
+    xv = rng.standard_normal((3, 6, 2, 2)).astype(np.float32) * np.float32(1e37 if values == "huge" else 1)
+    if values == "infinite":
+        xv[0, 0, 0, 0], xv[1, 0, 0, 0] = np.inf, -np.inf
+    outcomes = {}
+    for path in PATHS:
+        x, z, w, y, c = _tiny_pair(0)
+        with kernel_path(path), warnings.catch_warnings(record=True) as caught, np.errstate(all="warn"):
+            warnings.simplefilter("always")
+            value = y.eval({x: xv})
+        outcomes[path] = (value, sorted({str(w.message) for w in caught}))
+    np.testing.assert_array_equal(outcomes["selection"][0], outcomes["copies"][0])
+    assert outcomes["selection"][1] == outcomes["copies"][1]
 
 
 def _batch_last(a: np.ndarray) -> np.ndarray:
