@@ -38,6 +38,9 @@ class MinibatchSource:
         minibatches are the same with and without it; an error in the thread (a file that
         cannot be read, naming it) is raised by :meth:`next_minibatch`. The thread stops on
         :meth:`close`, at the end of a ``with`` block, or when the source is garbage-collected.
+        The thread decodes on a core of its own when there is one to spare; when the training's
+        BLAS and copy threads already fill every core, its decoding slows the GEMMs they split
+        (measured on 2 cores: prefetch 0 was the faster setting), so measure both there.
     num_data_partitions, partition_index: this process's share of every minibatch in a
         distributed run: ``np.array_split(minibatch_rows, P)[i]`` (contiguous rows, the first
         ``n % P`` shares one longer), so the shares are disjoint and, concatenated in partition
