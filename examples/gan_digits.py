@@ -14,6 +14,10 @@ added to every image the discriminator sees). The noise z has 8 dimensions, not 
 few latent factors, and the smaller z gave sharper digits over seeds 0-3 (mean confidence 0.843 vs 0.826
 at 6,000 steps). ``--quick`` runs 7,000 steps: with the faster kernels they take the time 6,000 took.
 The confidence moves by about 0.02 with anything that changes rounding (the BLAS kernel, a seed).
+The generator that is judged and saved is the exponential moving average of its weights (``--ema``,
+decay 0.999; ``mg.ExponentialMovingAverage``): over seeds 0-3 it covered 10/10 classes each with a
+mean confidence of 0.843 and FIDs of 0.5-1.1, against 0.836, one seed at 9/10, and FIDs of 0.8-1.8
+for the trained weights.
 
 Quality: a logistic-regression classifier trained on the real digits labels 1,000 generated
 samples; we report their mean top-class probability and how many of the 10 classes receive at
@@ -36,6 +40,7 @@ Writes to --out: samples.png (100 samples), samples.npy (the 1,000 judged sample
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -145,22 +150,28 @@ def train(net, args, steps: int, judge: DigitJudge | None, tb=None) -> tuple[dic
     D outputs, samples), closed here."""
     writes = judge is not None
     gan = trainer(net, args, [tb] if tb else [])
+    ema = mg.ExponentialMovingAverage(net["generator"], args.ema) if args.ema else None
     fixed_z = np.random.default_rng(args.seed + 2).standard_normal((64, Z)).astype(np.float32)  # the same digits
     progress = []
     with progress_bar(args, steps, "GAN") as bar:
         for step, feed in enumerate(minibatches(args, steps), 1):
             d_loss, g_loss = gan.train_minibatch(feed)
+            if ema is not None:
+                ema.update()
             bar.set_postfix(d_loss=f"{d_loss:.3f}", g_loss=f"{g_loss:.3f}")
             bar.update()
             if tb is not None:
                 log_step(tb, gan, net, fixed_z, step, steps, args)
             if writes and args.eval_every and step % args.eval_every == 0 and step < steps:
-                q = judge.judge(sample(net, args.samples, args.seed + 1))
+                with ema.average_parameters() if ema is not None else contextlib.nullcontext():
+                    q = judge.judge(sample(net, args.samples, args.seed + 1))
                 progress.append([step, q["confidence"], q["classes"], q["fid"]])
                 bar.write(f"step {step}: confidence {q['confidence']:.3f}, classes covered {q['classes']}/10, "
                           f"FID {q['fid']:.3f}")
     if tb is not None:
         tb.close()
+    if ema is not None:
+        ema.copy_to()  # the judged samples and the saved generator are the averaged one
     losses = {"discriminator": gan.history["d_loss"], "generator": gan.history["g_loss"]}
     return losses, progress
 
@@ -184,6 +195,9 @@ def arguments(argv=None):
     p.add_argument("--momentum", type=float, default=0.5, help="SGD momentum (default 0.5)")
     p.add_argument("--batch", type=int, default=48, help="minibatch size (default 48)")
     p.add_argument("--noise", type=float, default=0.05, help="instance noise std (default 0.05)")
+    p.add_argument("--ema", type=float, default=0.999,
+                   help="decay of the exponential moving average of the generator's weights that is judged and "
+                        "saved (default 0.999; 0: the trained weights)")
     p.add_argument("--samples", type=int, default=1000, help="samples to generate and judge (default 1000)")
     p.add_argument("--log-every", type=int, default=10,
                    help="with --tensorboard: write the losses and D outputs every N steps (default 10)")

@@ -1,0 +1,80 @@
+"""Exponential moving averages of parameters, for evaluating and shipping a smoothed model.
+
+``ema = mg.ExponentialMovingAverage(generator.parameters, decay=0.999)`` keeps a shadow copy of each
+parameter; ``ema.update()`` after every training step moves it towards the current values,
+``shadow = decay * shadow + (1 - decay) * value``. ``with ema.average_parameters():`` evaluates the
+model on the averages and restores the trained values on leaving (also on an exception);
+``ema.copy_to()`` writes the averages into the parameters for good. This is TensorFlow's
+``ExponentialMovingAverage`` and the EMA of PyTorch's ``torch.optim.swa_utils.AveragedModel``, as GAN
+generators are usually evaluated (ProGAN, StyleGAN, BigGAN). Batch-normalization running statistics
+are not averaged: they are kept by the model as trained.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+from .checks import check_number
+from .graph import Node, Parameter
+
+
+class ExponentialMovingAverage:
+    """Shadow averages of ``parameters`` (a node, a layer, or a list of Parameters), ``decay`` in
+    ``[0, 1]`` (0: the last values; 1: the values at construction). The shadows start at the
+    parameters' current values and keep their dtypes; :attr:`num_updates` counts :meth:`update`."""
+
+    def __init__(self, parameters, decay: float = 0.999):
+        self.decay = check_number(decay, "decay", "ExponentialMovingAverage", minimum=0, maximum=1)
+        if isinstance(parameters, Node) or hasattr(parameters, "apply"):  # a graph node or a layer
+            parameters = parameters.parameters
+        self.parameters: list[Parameter] = []
+        for p in parameters:
+            if not isinstance(p, Parameter):
+                raise TypeError(f"ExponentialMovingAverage averages Parameters; got {getattr(p, 'label', repr(p))}")
+            if p not in self.parameters:
+                self.parameters.append(p)
+        if not self.parameters:
+            raise ValueError("ExponentialMovingAverage needs at least one parameter")
+        # the shadows of each dtype are views of one flat array, and each update gathers the values
+        # into a second one: a few numpy calls per update, not three per parameter (a generator
+        # has tens of small parameters; 30 calls cost 1-2 % of the digits demo's step)
+        self._groups: list[tuple[list[int], np.ndarray, np.ndarray]] = []
+        self.shadow: list[np.ndarray] = [np.empty(0)] * len(self.parameters)
+        for dtype in dict.fromkeys(p.value.dtype for p in self.parameters):
+            members = [i for i, p in enumerate(self.parameters) if p.value.dtype == dtype]
+            flat = np.concatenate([self.parameters[i].value.ravel() for i in members])
+            offset = 0
+            for i in members:
+                size = self.parameters[i].value.size
+                self.shadow[i] = flat[offset:offset + size].reshape(self.parameters[i].value.shape)
+                offset += size
+            self._groups.append((members, flat, np.empty_like(flat)))
+        self.num_updates = 0
+
+    def update(self) -> None:
+        """``shadow = decay * shadow + (1 - decay) * value`` for every parameter, in place."""
+        keep = self.decay
+        for members, flat, values in self._groups:
+            np.concatenate([self.parameters[i].value.ravel() for i in members], out=values)
+            flat *= keep
+            values *= 1.0 - keep
+            flat += values
+        self.num_updates += 1
+
+    def copy_to(self) -> None:
+        """Write the averages into the parameters (in place: learners keep their arrays)."""
+        for shadow, p in zip(self.shadow, self.parameters):
+            np.copyto(p.value, shadow)
+
+    @contextmanager
+    def average_parameters(self) -> Iterator[None]:
+        """Within the block the parameters hold the averages; the trained values come back on leaving."""
+        trained = [p.value.copy() for p in self.parameters]
+        self.copy_to()
+        try:
+            yield
+        finally:
+            for value, p in zip(trained, self.parameters):
+                np.copyto(p.value, value)

@@ -1,0 +1,86 @@
+"""ExponentialMovingAverage: the shadow formula, swapping the averages in and out, and its arguments."""
+import numpy as np
+import pytest
+
+import minigraph as mg
+from minigraph import layers as L
+
+from gradcheck import param, variable
+
+
+def _params():
+    return [param(np.array([1.0, 2.0]), "a"), param(np.array([[3.0]]), "b")]
+
+
+def test_update_follows_the_formula():
+    a, b = _params()
+    ema = mg.ExponentialMovingAverage([a, b], decay=0.9)
+    expected = [a.value.copy(), b.value.copy()]
+    for step in range(1, 4):
+        a.value = a.value + step
+        b.value = b.value * 2
+        ema.update()
+        expected = [0.9 * e + 0.1 * p.value for e, p in zip(expected, (a, b))]
+    for shadow, e in zip(ema.shadow, expected):
+        np.testing.assert_allclose(shadow, e, rtol=1e-15)
+    assert ema.num_updates == 3
+
+
+def test_average_parameters_swaps_in_and_restores_even_on_errors():
+    a, b = _params()
+    ema = mg.ExponentialMovingAverage([a, b], decay=0.5)
+    a.value = np.array([3.0, 4.0])
+    ema.update()  # shadow of a: (1, 2) / 2 + (3, 4) / 2 = (2, 3)
+    array = a.value
+    with ema.average_parameters():
+        np.testing.assert_array_equal(a.value, [2.0, 3.0])
+        assert a.value is array  # written in place: a learner's reference stays valid
+    np.testing.assert_array_equal(a.value, [3.0, 4.0])
+    with pytest.raises(RuntimeError), ema.average_parameters():
+        raise RuntimeError("inside")
+    np.testing.assert_array_equal(a.value, [3.0, 4.0])
+    ema.copy_to()
+    np.testing.assert_array_equal(a.value, [2.0, 3.0])
+    assert a.value is array
+
+
+def test_averages_a_trained_network_and_keeps_dtypes():
+    x = mg.input_variable(3, name="x")
+    net = L.Dense(2, name="d")(x)
+    loss = mg.reduce_sum(mg.square(net))
+    trainer = mg.Trainer(net, loss, mg.learners.sgd(net.parameters, 0.1))
+    ema = mg.ExponentialMovingAverage(net, decay=0.0)  # 0: the shadow is the last value
+    data = np.ones((4, 3), np.float32)
+    for _ in range(3):
+        trainer.train_minibatch({x: data})
+        ema.update()
+    for shadow, p in zip(ema.shadow, ema.parameters):
+        assert shadow.dtype == p.value.dtype == np.float32
+        np.testing.assert_array_equal(shadow, p.value)
+    assert len(ema.parameters) == len(net.parameters)
+
+
+@pytest.mark.parametrize("args, error, message", [
+    (([],), ValueError, "at least one parameter"),
+    (([variable(2, "v")],), TypeError, "averages Parameters; got Input 'v'"),
+    ((_params(), 1.5), ValueError, "decay"),
+    ((_params(), "0.9"), TypeError, "decay"),
+])
+def test_bad_arguments(args, error, message):
+    with pytest.raises(error, match=message):
+        mg.ExponentialMovingAverage(*args)
+
+
+def test_parameters_of_two_dtypes_keep_their_own_averages():
+    """Shadows are grouped by dtype (one flat array each); every shadow keeps its parameter's
+    shape and dtype and follows its own values."""
+    a = mg.parameter(init=np.array([[1.0, 2.0]], np.float32), name="a")
+    b = mg.parameter(init=np.array([10.0]), name="b")  # float64
+    c = mg.parameter(init=np.array([3.0, 4.0, 5.0], np.float32), name="c")
+    ema = mg.ExponentialMovingAverage([a, b, c], decay=0.75)
+    a.value, b.value, c.value = a.value * 3, b.value + 4, c.value - 1
+    ema.update()
+    expected = {"a": [[1.5, 3.0]], "b": [11.0], "c": [2.75, 3.75, 4.75]}
+    for shadow, p in zip(ema.shadow, (a, b, c)):
+        assert shadow.shape == p.value.shape and shadow.dtype == p.value.dtype
+        np.testing.assert_allclose(shadow, expected[p.name], rtol=1e-7)
