@@ -4,19 +4,21 @@
 parameter; ``ema.update()`` after every training step moves it towards the current values,
 ``shadow = decay * shadow + (1 - decay) * value``. ``with ema.average_parameters():`` evaluates the
 model on the averages and restores the trained values on leaving (also on an exception);
-``ema.copy_to()`` writes the averages into the parameters for good. This is TensorFlow's
+``ema.copy_to()`` writes the averages into the parameters for good; ``state_dict()`` /
+``load_state_dict()`` carry them across a checkpoint. This is TensorFlow's
 ``ExponentialMovingAverage`` and the EMA of PyTorch's ``torch.optim.swa_utils.AveragedModel``, as GAN
 generators are usually evaluated (ProGAN, StyleGAN, BigGAN). Batch-normalization running statistics
 are not averaged: they are kept by the model as trained.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import numpy as np
 
-from .checks import check_number
+from .checks import check_int, check_number
+from .errors import ShapeError
 from .graph import Node, Parameter
 
 
@@ -67,6 +69,37 @@ class ExponentialMovingAverage:
         """Write the averages into the parameters (in place: learners keep their arrays)."""
         for shadow, p in zip(self.shadow, self.parameters):
             np.copyto(p.value, shadow)
+
+    def state_dict(self) -> dict:
+        """``{"decay", "num_updates", "shadow"}``: the shadows as copies, in parameter order (what
+        :meth:`load_state_dict` takes back, e.g. saved beside a checkpoint with ``np.savez``)."""
+        return {"decay": self.decay, "num_updates": self.num_updates, "shadow": [a.copy() for a in self.shadow]}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Restore what :meth:`state_dict` gave: every shadow is checked against its parameter's
+        shape before any is written (a mismatch raises ShapeError naming the parameter and leaves the
+        averages as they were); values are cast to the parameter's dtype."""
+        where = "ExponentialMovingAverage.load_state_dict"
+        if not isinstance(state, Mapping) or set(state) != {"decay", "num_updates", "shadow"}:
+            got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
+            raise ValueError(f"{where}: expected a dict with keys decay, num_updates, shadow; got {got}")
+        decay = check_number(state["decay"], "decay", where, minimum=0, maximum=1)
+        updates = check_int(state["num_updates"], "num_updates", where, minimum=0)
+        shadow = list(state["shadow"])
+        if len(shadow) != len(self.parameters):
+            raise ValueError(f"{where}: {len(shadow)} shadows for {len(self.parameters)} parameters")
+        arrays = []
+        for value, p in zip(shadow, self.parameters):
+            arr = np.asarray(value)
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"{where}: the shadow of {p.label} must hold numbers, got a {arr.dtype} array")
+            if arr.shape != p.value.shape:
+                raise ShapeError(f"{where}: the shadow of {p.label} has shape {arr.shape}; the parameter has "
+                                 f"{p.value.shape}")
+            arrays.append(arr)
+        for target, arr in zip(self.shadow, arrays):
+            np.copyto(target, arr, casting="unsafe")
+        self.decay, self.num_updates = decay, updates
 
     @contextmanager
     def average_parameters(self) -> Iterator[None]:

@@ -84,3 +84,30 @@ def test_parameters_of_two_dtypes_keep_their_own_averages():
     for shadow, p in zip(ema.shadow, (a, b, c)):
         assert shadow.shape == p.value.shape and shadow.dtype == p.value.dtype
         np.testing.assert_allclose(shadow, expected[p.name], rtol=1e-7)
+
+
+def test_state_dict_round_trip_and_all_or_nothing_loading():
+    a, b = _params()
+    ema = mg.ExponentialMovingAverage([a, b], decay=0.5)
+    a.value = np.array([3.0, 4.0])
+    ema.update()
+    state = ema.state_dict()
+    assert state["num_updates"] == 1 and state["decay"] == 0.5
+    state["shadow"][0][0] = 99.0  # a copy: the averages are not touched
+    np.testing.assert_array_equal(ema.shadow[0], [2.0, 3.0])
+    other = mg.ExponentialMovingAverage([a, b], decay=0.9)
+    other.load_state_dict(ema.state_dict())
+    assert other.decay == 0.5 and other.num_updates == 1
+    for x, y in zip(other.shadow, ema.shadow):
+        np.testing.assert_array_equal(x, y)
+    bad = ema.state_dict()
+    bad["shadow"] = [np.zeros(2), np.zeros((2, 2))]
+    with pytest.raises(mg.ShapeError, match=r"shadow of Parameter 'b' has shape \(2, 2\)"):
+        other.load_state_dict(bad)
+    np.testing.assert_array_equal(other.shadow[0], [2.0, 3.0])  # nothing was written
+    with pytest.raises(ValueError, match="keys decay, num_updates, shadow"):
+        other.load_state_dict({"shadow": []})
+    with pytest.raises(TypeError, match="shadow of Parameter 'a' must hold numbers"):
+        other.load_state_dict({**ema.state_dict(), "shadow": [np.array(["x", "y"]), np.zeros((1, 1))]})
+    with pytest.raises(ValueError, match="1 shadows for 2 parameters"):
+        other.load_state_dict({**ema.state_dict(), "shadow": [np.zeros(2)]})
