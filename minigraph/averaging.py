@@ -12,7 +12,7 @@ are not averaged: they are kept by the model as trained.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import numpy as np
@@ -31,6 +31,9 @@ class ExponentialMovingAverage:
         self.decay = check_number(decay, "decay", "ExponentialMovingAverage", minimum=0, maximum=1)
         if isinstance(parameters, Node) or hasattr(parameters, "apply"):  # a graph node or a layer
             parameters = parameters.parameters
+        if not isinstance(parameters, Iterable):
+            raise TypeError(f"ExponentialMovingAverage: parameters must be a node, a layer or a list of Parameters, "
+                            f"got {type(parameters).__name__}")
         self.parameters: list[Parameter] = []
         for p in parameters:
             if not isinstance(p, Parameter):

@@ -62,6 +62,7 @@ def test_averages_a_trained_network_and_keeps_dtypes():
 
 @pytest.mark.parametrize("args, error, message", [
     (([],), ValueError, "at least one parameter"),
+    ((3,), TypeError, "a node, a layer or a list of Parameters, got int"),
     (([variable(2, "v")],), TypeError, "averages Parameters; got Input 'v'"),
     ((_params(), 1.5), ValueError, "decay"),
     ((_params(), "0.9"), TypeError, "decay"),
