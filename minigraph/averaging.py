@@ -12,14 +12,14 @@ are not averaged: they are kept by the model as trained.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import numpy as np
 
 from .checks import check_int, check_number
 from .errors import ShapeError
-from .graph import Node, Parameter
+from .learners import parameter_list
 
 
 class ExponentialMovingAverage:
@@ -29,19 +29,8 @@ class ExponentialMovingAverage:
 
     def __init__(self, parameters, decay: float = 0.999):
         self.decay = check_number(decay, "decay", "ExponentialMovingAverage", minimum=0, maximum=1)
-        if isinstance(parameters, Node) or hasattr(parameters, "apply"):  # a graph node or a layer
-            parameters = parameters.parameters
-        if not isinstance(parameters, Iterable):
-            raise TypeError(f"ExponentialMovingAverage: parameters must be a node, a layer or a list of Parameters, "
-                            f"got {type(parameters).__name__}")
-        self.parameters: list[Parameter] = []
-        for p in parameters:
-            if not isinstance(p, Parameter):
-                raise TypeError(f"ExponentialMovingAverage averages Parameters; got {getattr(p, 'label', repr(p))}")
-            if p not in self.parameters:
-                self.parameters.append(p)
-        if not self.parameters:
-            raise ValueError("ExponentialMovingAverage needs at least one parameter")
+        self.parameters = parameter_list(parameters, "ExponentialMovingAverage", "averages",
+                                         "ExponentialMovingAverage needs at least one parameter")
         # the shadows of each dtype are views of one flat array, and each update gathers the values
         # into a second one: a few numpy calls per update, not three per parameter (a generator
         # has tens of small parameters; 30 calls cost 1-2 % of the digits demo's step)

@@ -156,17 +156,25 @@ def cosine_decay(initial: float, total: int, final: float = 0.0, warmup: int = 0
 # learners -------------------------------------------------------------------------------------
 
 
-def _parameter_list(parameters) -> list[Parameter]:
+def parameter_list(parameters, user: str = "learners", verb: str = "update",
+                   needs: str = "a learner needs at least one parameter") -> list[Parameter]:
+    """The Parameters of a graph node, a layer or a list, each once, in order: what learners and
+    :class:`~minigraph.averaging.ExponentialMovingAverage` take. ``user`` and ``verb`` name the caller
+    in the TypeError for anything else (``"learners update Parameters; got ..."``); ``needs`` is the
+    ValueError for none at all."""
     if isinstance(parameters, Node) or hasattr(parameters, "apply"):  # a graph node or a layer: its parameters
         parameters = parameters.parameters
+    if not isinstance(parameters, Iterable):
+        raise TypeError(f"{user}: parameters must be a node, a layer or a list of Parameters, "
+                        f"got {type(parameters).__name__}")
     out: list[Parameter] = []
     for p in parameters:
         if not isinstance(p, Parameter):
-            raise TypeError(f"learners update Parameters; got {getattr(p, 'label', repr(p))}")
+            raise TypeError(f"{user} {verb} Parameters; got {getattr(p, 'label', repr(p))}")
         if p not in out:
             out.append(p)
     if not out:
-        raise ValueError("a learner needs at least one parameter")
+        raise ValueError(needs)
     return out
 
 
@@ -187,7 +195,7 @@ class Learner:
     def __init__(self, parameters, lr, l2_regularization_weight: float = 0.0,
                  gradient_clipping_threshold_per_sample: float = np.inf,
                  gradient_clipping_with_truncation: bool = True):
-        self.parameters = _parameter_list(parameters)
+        self.parameters = parameter_list(parameters)
         self.lr_schedule = learning_parameter_schedule(lr)
         self.l2_regularization_weight = _number(l2_regularization_weight, "l2_regularization_weight")
         self.gradient_clipping_threshold_per_sample = _number(gradient_clipping_threshold_per_sample,
