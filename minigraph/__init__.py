@@ -6,7 +6,7 @@ Every op is ``mg.NAME`` (and ``mg.ops.NAME``), as in CNTK; layers are in ``mg.la
 from .blas_threads import get_blas_thread_timeout  # first: it sets OpenBLAS's idle spin before numpy loads  # isort: skip
 from . import callbacks, data, distributed, initializers, layers, learners, logging, ops, utils
 from .allocator import get_memory_caching, set_memory_caching
-from .averaging import ExponentialMovingAverage
+from .averaging import ExponentialMovingAverage, update_bn
 from .errors import (
                      ArgumentError,
                      ArgumentTypeError,
@@ -47,6 +47,6 @@ __all__ = [
     "parameter", "load_model", "save_model", "export_onnx", "plot", "set_seed", "Dim", "InferredDimension",
     "Trainer", "GANTrainer", "ResourceError", "get_memory_limit", "set_memory_limit", "get_num_threads",
     "set_num_threads", "empty_cache", "set_memory_caching", "get_memory_caching", "get_blas_thread_timeout",
-    "explain", "lint", "ExponentialMovingAverage",
+    "explain", "lint", "ExponentialMovingAverage", "update_bn",
     "OnnxImportError", "import_onnx", *ops.__all__,
 ]

@@ -36,13 +36,17 @@ from .shapes import shape_str
 
 @dataclass
 class Context:
-    """Per-run settings every op can read: ``training`` (dropout, batch statistics), ``rng``, and
+    """Per-run settings every op can read: ``training`` (dropout, batch statistics), ``rng``,
     ``for_backward``: whether the run keeps what a backward pass needs (an op may then hand its vjp
-    work it would otherwise redo, as its residual)."""
+    work it would otherwise redo, as its residual), and ``statistics``: when a dict, the ops that
+    update inputs in place while training (``Op.updates_inputs``: batch normalization's running
+    estimates) leave them unchanged and put the values they would fold in there instead, by node
+    (``statistics[node] = (minibatch mean, minibatch variance)``; :func:`minigraph.update_bn`)."""
 
     training: bool
     rng: np.random.Generator
     for_backward: bool = False
+    statistics: dict | None = None
 
 
 @dataclass
@@ -253,13 +257,14 @@ def _leaf_value(node: Node, arrays: Mapping[Variable, np.ndarray], given: Mappin
 
 def forward(root: Node, feed: Mapping[Any, Any], keep: Sequence[Node] = (), training: bool = False,
             seed: Seed = None, for_backward: bool = True,
-            given: Mapping[Node, np.ndarray] | None = None) -> ForwardState:
+            given: Mapping[Node, np.ndarray] | None = None, statistics: dict | None = None) -> ForwardState:
     """Run the graph of ``root``; see :meth:`minigraph.graph.Node.forward`. Nodes in ``keep`` that
     ``root`` does not depend on are computed in the same pass (e.g. a metric beside a loss).
     ``given`` (node -> array) supplies node values, e.g. from an earlier forward state: those nodes
     are leaves of this run (nothing above them runs, their inputs need no feed) and gradients stop
-    there (``backward(..., wrt=[node])`` gives the gradient at the node itself).
-    ``training`` is a bool; ``seed`` an int >= 0 or a ``numpy.random.Generator`` (None: the global one)."""
+    there (``backward(..., wrt=[node])`` gives the gradient at the node itself). ``statistics``: see
+    :class:`Context` (None: in-place updates happen as usual). ``training`` is a bool; ``seed`` an
+    int >= 0 or a ``numpy.random.Generator`` (None: the global one)."""
     check_bool(training, "training", f"{root.label}: run")
     seed = check_seed(seed, f"{root.label}: run", generator=True)
     for k in keep:
@@ -277,7 +282,7 @@ def forward(root: Node, feed: Mapping[Any, Any], keep: Sequence[Node] = (), trai
     cut = [k.label for k in keep if k not in program.index]
     if cut:
         raise GraphError(f"keep: {', '.join(cut)} lie above the given nodes, so this run does not compute them")
-    ctx = Context(training, np.random.default_rng(seed) if seed is not None else ops_rng(), for_backward)
+    ctx = Context(training, np.random.default_rng(seed) if seed is not None else ops_rng(), for_backward, statistics)
     keep_idx = {program.index[root], *(program.index[k] for k in keep)}
     values: list = [None] * len(program.order)
     for i, node in program.leaves:

@@ -8,17 +8,21 @@ model on the averages and restores the trained values on leaving (also on an exc
 ``load_state_dict()`` carry them across a checkpoint. This is TensorFlow's
 ``ExponentialMovingAverage`` and the EMA of PyTorch's ``torch.optim.swa_utils.AveragedModel``, as GAN
 generators are usually evaluated (ProGAN, StyleGAN, BigGAN). Batch-normalization running statistics
-are not averaged: they are kept by the model as trained.
+are not averaged: they are kept by the model as trained, and fit the trained weights, not their
+average; :func:`update_bn` (PyTorch's ``torch.optim.swa_utils.update_bn``) recomputes them for the
+averaged weights from a few minibatches.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import numpy as np
 
+from . import autodiff
 from .checks import check_int, check_number
 from .errors import ShapeError
+from .graph import Function, Node
 from .learners import parameter_list
 
 
@@ -103,3 +107,47 @@ class ExponentialMovingAverage:
         finally:
             for value, p in zip(trained, self.parameters):
                 np.copyto(p.value, value)
+
+
+def update_bn(model: Node, feeds: Iterable[Mapping] | Mapping) -> int:
+    """Recompute the running statistics of every batch normalization that ``model`` runs through, from
+    ``feeds`` (an iterable of feed dicts, e.g. a few minibatches of noise for a generator, or one feed
+    dict); returns how many batch normalizations were updated (0 when there are none).
+
+    Each feed runs ``model`` forward in training mode, where batch normalization normalizes with the
+    minibatch's statistics; its running mean becomes the average of the minibatch means and its
+    running variance the average of the minibatch variances (unbiased unless the node keeps the
+    biased one), each minibatch weighted equally, as ``torch.optim.swa_utils.update_bn`` does. Use it
+    after :meth:`ExponentialMovingAverage.copy_to`: the running statistics were gathered with the
+    trained weights, not with their average. Parameters are not touched; the running statistics are
+    written only once every feed has run (an error leaves them as they were).
+    """
+    where = "update_bn"
+    if not isinstance(model, Node):
+        raise TypeError(f"{where}: model must be a node (the output to run, e.g. a generator's), got "
+                        f"{type(model).__name__}")
+    if isinstance(feeds, Mapping):
+        feeds = [feeds]
+    elif not isinstance(feeds, Iterable):
+        raise TypeError(f"{where}: feeds must be an iterable of feed dicts (or one feed dict), got "
+                        f"{type(feeds).__name__}")
+    totals: dict[Function, list[np.ndarray]] = {}
+    count = 0
+    for i, feed in enumerate(feeds):
+        if not isinstance(feed, Mapping):
+            raise TypeError(f"{where}: feed {i} must be a dict of input arrays, got {type(feed).__name__}")
+        statistics: dict = {}
+        autodiff.forward(model, feed, training=True, for_backward=False, statistics=statistics)
+        for node, values in statistics.items():
+            sums = totals.setdefault(node, [np.zeros(v.shape) for v in values])
+            for total, value in zip(sums, values):
+                total += value
+        count += 1
+    if not count:
+        raise ValueError(f"{where}: feeds is empty; pass at least one feed dict (a minibatch of {model.label}'s "
+                         f"inputs)")
+    for node, sums in totals.items():
+        for slot, total in zip(node.op.updates_inputs, sums):
+            running = node.inputs_direct[slot].value
+            np.copyto(running, total / count, casting="unsafe")
+    return len(totals)

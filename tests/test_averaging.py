@@ -112,3 +112,62 @@ def test_state_dict_round_trip_and_all_or_nothing_loading():
         other.load_state_dict({**ema.state_dict(), "shadow": [np.array(["x", "y"]), np.zeros((1, 1))]})
     with pytest.raises(ValueError, match="1 shadows for 2 parameters"):
         other.load_state_dict({**ema.state_dict(), "shadow": [np.zeros(2)]})
+
+
+def _bn_net():
+    """Dense -> per-channel BN -> relu -> per-element BN (biased running variance), float64."""
+    z = mg.input_variable(3, dtype=np.float64, name="z")
+    h = L.Dense((2, 2, 2), name="d")(z)
+    bns = [L.BatchNormalization(map_rank=1, momentum=0.1),
+           L.BatchNormalization(momentum=0.1, unbiased_running_variance=False)]
+    return h, bns[1](mg.relu(bns[0](h))), bns
+
+
+def test_update_bn_averages_the_minibatch_statistics_and_touches_nothing_else():
+    rng = np.random.default_rng(0)
+    h, y, (spatial, element) = _bn_net()
+    feeds = [{"z": rng.standard_normal((n, 3))} for n in (5, 7, 4)]
+    params = [p.value.copy() for p in y.parameters]
+    assert mg.update_bn(y, feeds) == 2
+    means, variances, e_means, e_vars = [], [], [], []
+    for feed in feeds:
+        x = h.eval(feed)  # the first normalization's input (N, 2, 2, 2)
+        means.append(x.mean(axis=(0, 2, 3)))
+        variances.append(x.var(axis=(0, 2, 3), ddof=1))  # unbiased: 4 * N values per channel
+        xn = (x - means[-1][:, None, None]) / np.sqrt(x.var(axis=(0, 2, 3))[:, None, None] + 1e-5)
+        r = np.maximum(xn * spatial.scale.value[:, None, None] + spatial.bias.value[:, None, None], 0)
+        e_means.append(r.mean(axis=0))
+        e_vars.append(r.var(axis=0))  # this node keeps the biased variance
+    np.testing.assert_allclose(spatial.running_mean.value, np.mean(means, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(spatial.running_var.value, np.mean(variances, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(element.running_mean.value, np.mean(e_means, axis=0), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(element.running_var.value, np.mean(e_vars, axis=0), rtol=1e-12, atol=1e-15)
+    for before, p in zip(params, y.parameters):
+        np.testing.assert_array_equal(before, p.value)
+    # one feed dict is one minibatch: its statistics exactly
+    assert mg.update_bn(y, feeds[1]) == 2
+    np.testing.assert_allclose(spatial.running_mean.value, means[1], rtol=1e-12)
+
+
+def test_update_bn_writes_nothing_when_a_feed_fails():
+    _, y, (spatial, element) = _bn_net()
+    before = [bn.running_mean.value.copy() for bn in (spatial, element)]
+    good = {"z": np.ones((4, 3))}
+    with pytest.raises(Exception, match="z"):
+        mg.update_bn(y, [good, {"z": np.ones((4, 5))}])
+    for b, bn in zip(before, (spatial, element)):
+        np.testing.assert_array_equal(b, bn.running_mean.value)
+
+
+def test_update_bn_without_batch_normalization_and_bad_arguments():
+    z = mg.input_variable(3, name="z")
+    y = L.Dense(2)(z)
+    assert mg.update_bn(y, [{"z": np.ones((2, 3), np.float32)}]) == 0
+    with pytest.raises(ValueError, match="feeds is empty"):
+        mg.update_bn(y, [])
+    with pytest.raises(TypeError, match="model must be a node"):
+        mg.update_bn("y", [])
+    with pytest.raises(TypeError, match="feed 1 must be a dict"):
+        mg.update_bn(y, [{"z": np.ones((2, 3), np.float32)}, 3])
+    with pytest.raises(TypeError, match="iterable of feed dicts"):
+        mg.update_bn(y, 3)

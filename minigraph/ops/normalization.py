@@ -147,7 +147,11 @@ class BatchNormOp(Op):
             mean, var, xhat = _batch_moments(x, axes, stats)
             count = x.size // mean.size  # values per statistic
             unbiased = step.attrs["unbiased_running_variance"] and count > 1
-            self._update_running(step, x.shape[0], mean, var * (count / (count - 1)) if unbiased else var)
+            var_estimate = var * (count / (count - 1)) if unbiased else var
+            if ctx.statistics is None:
+                self._update_running(step, x.shape[0], mean, var_estimate)
+            else:  # collected, in the order of updates_inputs (mg.update_bn); the running estimates stay
+                ctx.statistics[step.node] = (mean.reshape(running_mean.shape), var_estimate.reshape(running_var.shape))
         else:
             mean, var = running_mean.reshape(stats), running_var.reshape(stats)
             xhat = x - mean
