@@ -187,3 +187,24 @@ def test_argument_errors():
     with pytest.raises(TypeError, match="call train_minibatch"):
         gan.fit({"real": np.zeros((4, NC, SIZE, SIZE))})
     assert gan.step_count == 0
+
+
+def test_update_bn_matches_pytorchs_swa_update_bn():
+    """mg.update_bn recomputes the generator's batch-normalization statistics as
+    torch.optim.swa_utils.update_bn does (momentum None: every minibatch weighted equally)."""
+    torch = pytest.importorskip("torch")
+    from torch.optim.swa_utils import update_bn
+
+    net = build()
+    netG, _, pairs = torch_dcgan(net)
+    feeds = [{"z": feed["z"][:n]} for feed, n in zip(batches(3, seed=5), (BATCH, BATCH - 1, 3))]
+    assert mg.update_bn(net["fake"], feeds) == sum(1 for _, layer in pairs if isinstance(layer, L.BatchNormalization)
+                                                   and layer in net["g_layers"])
+    update_bn([torch.from_numpy(feed["z"]) for feed in feeds], netG)
+    compared = 0
+    for module, layer in pairs:
+        if isinstance(layer, L.BatchNormalization) and layer in net["g_layers"]:
+            np.testing.assert_allclose(layer.running_mean.value, module.running_mean.numpy(), rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(layer.running_var.value, module.running_var.numpy(), rtol=1e-12, atol=1e-14)
+            compared += 1
+    assert compared >= 2
