@@ -119,8 +119,10 @@ def update_bn(model: Node, feeds: Iterable[Mapping] | Mapping) -> int:
     running variance the average of the minibatch variances (unbiased unless the node keeps the
     biased one), each minibatch weighted equally, as ``torch.optim.swa_utils.update_bn`` does. Use it
     after :meth:`ExponentialMovingAverage.copy_to`: the running statistics were gathered with the
-    trained weights, not with their average. Parameters are not touched; the running statistics are
-    written only once every feed has run (an error leaves them as they were).
+    trained weights, not with their average (inside ``with ema.average_parameters():`` the recomputed
+    statistics stay after the block restores the trained weights). A layer called several times
+    (shared weights) counts each call as one minibatch. Parameters are not touched; the running
+    statistics are written only once every feed has run (an error leaves them as they were).
     """
     where = "update_bn"
     if not isinstance(model, Node):
@@ -131,23 +133,26 @@ def update_bn(model: Node, feeds: Iterable[Mapping] | Mapping) -> int:
     elif not isinstance(feeds, Iterable):
         raise TypeError(f"{where}: feeds must be an iterable of feed dicts (or one feed dict), got "
                         f"{type(feeds).__name__}")
-    totals: dict[Function, list[np.ndarray]] = {}
+    # keyed by the running Constants, which every call of a shared layer updates: each call counts
+    # as one minibatch of its own, as in PyTorch
+    totals: dict[tuple, list] = {}
     count = 0
     for i, feed in enumerate(feeds):
         if not isinstance(feed, Mapping):
             raise TypeError(f"{where}: feed {i} must be a dict of input arrays, got {type(feed).__name__}")
-        statistics: dict = {}
+        statistics: dict[Function, tuple] = {}
         autodiff.forward(model, feed, training=True, for_backward=False, statistics=statistics)
         for node, values in statistics.items():
-            sums = totals.setdefault(node, [np.zeros(v.shape) for v in values])
-            for total, value in zip(sums, values):
+            key = tuple(node.inputs_direct[slot] for slot in node.op.updates_inputs)
+            entry = totals.setdefault(key, [[np.zeros(v.shape) for v in values], 0])
+            for total, value in zip(entry[0], values):
                 total += value
+            entry[1] += 1
         count += 1
     if not count:
         raise ValueError(f"{where}: feeds is empty; pass at least one feed dict (a minibatch of {model.label}'s "
                          f"inputs)")
-    for node, sums in totals.items():
-        for slot, total in zip(node.op.updates_inputs, sums):
-            running = node.inputs_direct[slot].value
-            np.copyto(running, total / count, casting="unsafe")
+    for constants, (sums, calls) in totals.items():
+        for constant, total in zip(constants, sums):
+            np.copyto(constant.value, total / calls, casting="unsafe")
     return len(totals)

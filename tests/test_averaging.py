@@ -171,3 +171,20 @@ def test_update_bn_without_batch_normalization_and_bad_arguments():
         mg.update_bn(y, [{"z": np.ones((2, 3), np.float32)}, 3])
     with pytest.raises(TypeError, match="iterable of feed dicts"):
         mg.update_bn(y, 3)
+
+
+def test_update_bn_counts_every_call_of_a_shared_layer():
+    """A layer run twice (shared weights) averages both calls' statistics, each call one minibatch."""
+    rng = np.random.default_rng(1)
+    x = mg.input_variable(4, dtype=np.float64, name="x")
+    bn = L.BatchNormalization(momentum=0.1)
+    inner = bn(x)
+    y = bn(inner * 3.0 + 7.0)
+    feeds = [{"x": rng.standard_normal((n, 4)) * 3 + 2} for n in (6, 5)]
+    firsts = [f["x"] for f in feeds]
+    seconds = [inner.eval(f, training=True) * 3.0 + 7.0 for f in feeds]  # (moves the running values: rewritten below)
+    assert mg.update_bn(y, feeds) == 1
+    np.testing.assert_allclose(bn.running_mean.value, np.mean([a.mean(0) for a in firsts + seconds], axis=0),
+                               rtol=1e-12)
+    np.testing.assert_allclose(bn.running_var.value, np.mean([a.var(0, ddof=1) for a in firsts + seconds], axis=0),
+                               rtol=1e-12)
